@@ -1,0 +1,1 @@
+"""The HTTP job API: accepts jobs into Redis through the jobqueue protocol."""

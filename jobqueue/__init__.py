@@ -1,0 +1,1 @@
+"""The Redis queue protocol shared by the API, the worker and the operator."""

@@ -1,0 +1,1 @@
+"""The worker runtime: runs user task functions against the jobqueue protocol."""
