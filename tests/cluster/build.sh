@@ -2,22 +2,69 @@
 # Build the upstream Kubernetes, etcd, helm and kubeconform binaries from the
 # Go module proxy, once, into a cache keyed by version. Prints progress.
 #
-#   tests/cluster/build.sh k8s|etcd|helm|kubeconform|coredns|all
+#   tests/cluster/build.sh k8s|etcd|helm|kubeconform|coredns|keda|all ...
 #
+# Versions are pinned in versions.env (an exported K8S_VERSION etc. overrides).
 # Binaries land in $JQ_CACHE/bin/<component>-<version>/ (default
 # ~/.cache/jobqueue-operator). Nothing here is downloaded from anywhere but
-# the Go module proxy.
+# the Go module proxy. A cached component costs one file test; concurrent
+# builds of one component wait for each other (flock).
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-v1.34.2}"
-ETCD_VERSION="${ETCD_VERSION:-v3.6.5}"
-HELM_VERSION="${HELM_VERSION:-v3.19.0}"
-KUBECONFORM_VERSION="${KUBECONFORM_VERSION:-v0.7.0}"
-COREDNS_VERSION="${COREDNS_VERSION:-v1.13.1}"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+while IFS='=' read -r key value; do
+  [[ $key =~ ^[A-Z][A-Z0-9_]*$ ]] || continue
+  [[ -n "${!key:-}" ]] || declare "$key=$value"
+done < "$HERE/versions.env"
 CACHE="${JQ_CACHE:-$HOME/.cache/jobqueue-operator}"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Go is needed only when something is not cached yet.
+check_go() {
+  if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+    export PATH="/usr/local/go/bin:$PATH"
+  fi
+  if ! command -v go >/dev/null; then
+    log "go not found: install Go >= $GO_MIN_VERSION (https://go.dev/dl/) and put it on PATH"
+    exit 1
+  fi
+  local have
+  have="$(go env GOVERSION)"; have="${have#go}"
+  if [[ "$(printf '%s\n%s\n' "$GO_MIN_VERSION" "$have" | sort -V | head -1)" != "$GO_MIN_VERSION" ]]; then
+    log "go $have is too old: need >= $GO_MIN_VERSION"
+    exit 1
+  fi
+}
+
+# heartbeat WHAT CMD...: run CMD, logging every 30 s that it still runs (a cold
+# kube-apiserver build is silent for minutes); its exit status is CMD's.
+heartbeat() {
+  local what=$1; shift
+  "$@" &
+  local pid=$! t0=$SECONDS next=30
+  trap 'kill "$pid" 2>/dev/null' EXIT
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if ((SECONDS - t0 >= next)); then
+      log "$what: still building ($((SECONDS - t0)) s)"
+      next=$((next + 30))
+    fi
+  done
+  trap - EXIT
+  wait "$pid"
+}
+
+# lock NAME: hold an exclusive lock for the rest of this process (fd 9).
+lock() {
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/.build-$1.lock"
+  if ! flock -n 9; then
+    log "$1: another build is running, waiting for it"
+    flock 9
+  fi
+}
 
 build_k8s() {
   local out="$CACHE/bin/k8s-$K8S_VERSION"
@@ -25,10 +72,12 @@ build_k8s() {
   local missing=0
   for b in "${bins[@]}"; do [[ -x "$out/$b" ]] || missing=1; done
   if [[ $missing == 0 ]]; then log "k8s $K8S_VERSION cached in $out"; return; fi
+  check_go
+  lock "k8s-$K8S_VERSION"
   local mod="$CACHE/src/k8s-$K8S_VERSION"
   mkdir -p "$mod" "$out"
   cd "$mod"
-  if [[ ! -f go.sum ]]; then
+  if [[ ! -f .prepared ]]; then
     log "k8s $K8S_VERSION: preparing scratch module"
     local minor="${K8S_VERSION#v1.}"
     cat > go.mod <<GOMOD
@@ -51,6 +100,7 @@ GOMOD
       echo ')'
     } > tools.go
     go mod tidy >&2
+    touch .prepared
   fi
   local minor_num="${K8S_VERSION#v1.}"; minor_num="${minor_num%%.*}"
   local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor_num -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitTreeState=clean"
@@ -58,7 +108,8 @@ GOMOD
     [[ -x "$out/$b" ]] && continue
     log "k8s $K8S_VERSION: go build $b (cold: minutes)"
     local t0=$SECONDS
-    go build -trimpath -tags selinux,notest -ldflags "$ld" -o "$out/$b.tmp" "k8s.io/kubernetes/cmd/$b"
+    heartbeat "k8s $K8S_VERSION: $b" \
+      go build -trimpath -tags selinux,notest -ldflags "$ld" -o "$out/$b.tmp" "k8s.io/kubernetes/cmd/$b"
     mv "$out/$b.tmp" "$out/$b"
     log "k8s $K8S_VERSION: $b built in $((SECONDS - t0)) s"
   done
@@ -69,18 +120,22 @@ build_simple() {
   local name=$1 version=$2 module=$3 pkg=$4 ld="${5:-}"
   local out="$CACHE/bin/$name-$version"
   if [[ -x "$out/$name" ]]; then log "$name $version cached in $out"; return; fi
+  check_go
+  lock "$name-$version"
+  if [[ -x "$out/$name" ]]; then log "$name $version built meanwhile in $out"; return; fi
   local mod="$CACHE/src/$name-$version"
   mkdir -p "$mod" "$out"
   cd "$mod"
-  if [[ ! -f go.sum ]]; then
+  if [[ ! -f .prepared ]]; then
     log "$name $version: preparing scratch module"
     printf 'module jobqueue.local/%sbuild\n\ngo 1.24\n\nrequire %s %s\n' "$name" "$module" "$version" > go.mod
     printf '//go:build tools\npackage tools\nimport _ "%s"\n' "$pkg" > tools.go
     go mod tidy >&2
+    touch .prepared
   fi
   log "$name $version: go build $pkg"
   local t0=$SECONDS
-  go build -trimpath -ldflags "-s -w $ld" -o "$out/$name.tmp" "$pkg"
+  heartbeat "$name $version" go build -trimpath -ldflags "-s -w $ld" -o "$out/$name.tmp" "$pkg"
   mv "$out/$name.tmp" "$out/$name"
   log "$name $version: built in $((SECONDS - t0)) s"
 }
@@ -96,12 +151,64 @@ build_kubeconform() {
 }
 build_coredns() { build_simple coredns "$COREDNS_VERSION" github.com/coredns/coredns github.com/coredns/coredns; }
 
-case "${1:-all}" in
-  k8s) build_k8s ;;
-  etcd) build_etcd ;;
-  helm) build_helm ;;
-  kubeconform) build_kubeconform ;;
-  coredns) build_coredns ;;
-  all) build_k8s; build_etcd; build_helm; build_kubeconform ;;
-  *) echo "usage: $0 k8s|etcd|helm|kubeconform|coredns|all" >&2; exit 2 ;;
-esac
+# KEDA (operator + metrics adapter), only for the autoscaling benchmark (bench/).
+# Its go.mod asks for a newer Go than the rest and carries replace/exclude lines
+# that a requiring module must repeat. Its CRDs are copied beside the binaries.
+build_keda() {
+  local out="$CACHE/bin/keda-$KEDA_VERSION"
+  if [[ -x "$out/keda" && -x "$out/keda-adapter" && -d "$out/crds" ]]; then
+    log "keda $KEDA_VERSION cached in $out"; return
+  fi
+  check_go
+  lock "keda-$KEDA_VERSION"
+  local mod="$CACHE/src/keda-$KEDA_VERSION"
+  mkdir -p "$mod" "$out"
+  cd "$mod"
+  if [[ ! -f .prepared ]]; then
+    log "keda $KEDA_VERSION: preparing scratch module"
+    go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" > /dev/null
+    local upstream gover
+    upstream="$(go env GOMODCACHE)/cache/download/github.com/kedacore/keda/v2/@v/$KEDA_VERSION.mod"
+    gover="$(awk '$1 == "go" {print $2; exit}' "$upstream")"
+    printf 'module jobqueue.local/kedabuild\n\ngo %s\n\nrequire github.com/kedacore/keda/v2 %s\n' \
+      "$gover" "$KEDA_VERSION" > go.mod
+    grep -E '^(replace|exclude) [^(]' "$upstream" >> go.mod || true
+    printf '//go:build tools\npackage tools\nimport (\n  _ "github.com/kedacore/keda/v2/cmd/operator"\n  _ "github.com/kedacore/keda/v2/cmd/adapter"\n)\n' > tools.go
+    go mod tidy >&2
+    touch .prepared
+  fi
+  local src
+  src="$(go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2)"
+  local pair
+  for pair in keda:cmd/operator keda-adapter:cmd/adapter; do
+    local name="${pair%%:*}" pkg="github.com/kedacore/keda/v2/${pair#*:}"
+    [[ -x "$out/$name" ]] && continue
+    log "keda $KEDA_VERSION: go build $pkg (cold: ~7 min on 2 cores)"
+    local t0=$SECONDS
+    go build -trimpath -ldflags "-s -w -X github.com/kedacore/keda/v2/version.Version=$KEDA_VERSION" \
+      -o "$out/$name.tmp" "$pkg"
+    mv "$out/$name.tmp" "$out/$name"
+    log "keda $KEDA_VERSION: $name built in $((SECONDS - t0)) s"
+  done
+  rm -rf "$out/crds.tmp"
+  cp -r "$src/config/crd/bases" "$out/crds.tmp"
+  chmod -R u+w "$out/crds.tmp"
+  mv "$out/crds.tmp" "$out/crds"
+}
+
+build() {
+  # Each build runs in a subshell: its cd and its lock end with it.
+  case "$1" in
+    k8s) (build_k8s) ;;
+    etcd) (build_etcd) ;;
+    helm) (build_helm) ;;
+    kubeconform) (build_kubeconform) ;;
+    coredns) (build_coredns) ;;
+    keda) (build_keda) ;;
+    all) build k8s; build etcd; build helm; build kubeconform ;;
+    *) echo "usage: $0 k8s|etcd|helm|kubeconform|coredns|keda|all ..." >&2; exit 2 ;;
+  esac
+}
+
+(($#)) || set -- all
+for component in "$@"; do build "$component"; done

@@ -37,18 +37,29 @@ class RedisServer:
     def command(self) -> list[str]:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not installed: run `make deps` (hack/install-deps.sh)")
+            raise RuntimeError(
+                "redis-server is not installed: run `make deps` (hack/install-deps.sh)"
+            )
         args = [
             binary,
-            "--port", str(self.port),
-            "--bind", self.bind,
-            "--dir", str(self.workdir),
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--protected-mode", "no",
-            "--maxmemory-policy", "noeviction",
-            "--logfile", str(self.workdir / "redis.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            self.bind,
+            "--dir",
+            str(self.workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            str(self.workdir / "redis.log"),
         ]
         if self.password:
             args += ["--requirepass", self.password]
@@ -61,19 +72,23 @@ class RedisServer:
             if self.proc.poll() is not None:
                 log = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {log}")
-            try:
-                with socket.create_connection((self.bind, self.port), timeout=0.2) as s:
-                    if self.password:
-                        s.sendall(f"AUTH {self.password}\r\n".encode())
-                        s.recv(64)
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                pass
+            if self.ping():
+                return self
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"redis-server on port {self.port} did not answer PING in {timeout} s")
+
+    def ping(self) -> bool:
+        """True if the server answers PING (raw RESP, so it works without a client library)."""
+        try:
+            with socket.create_connection((self.bind, self.port), timeout=0.2) as s:
+                if self.password:
+                    s.sendall(f"AUTH {self.password}\r\n".encode())
+                    s.recv(64)
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

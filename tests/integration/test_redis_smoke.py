@@ -9,7 +9,9 @@ async def test_redis_answers_ping(redis_client: aioredis.Redis) -> None:
     assert await redis_client.ping() is True
 
 
-async def test_redis_is_a_real_server(redis_client: aioredis.Redis, redis_server: RedisServer) -> None:
+async def test_redis_is_a_real_server(
+    redis_client: aioredis.Redis, redis_server: RedisServer
+) -> None:
     info = await redis_client.info("server")
     assert info["tcp_port"] == redis_server.port
     assert str(info["redis_version"]).startswith("7.")
