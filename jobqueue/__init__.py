@@ -1,1 +1,43 @@
 """The Redis queue protocol shared by the API, the worker and the operator."""
+
+from __future__ import annotations
+
+from jobqueue.backoff import backoff_ceiling, backoff_delay
+from jobqueue.connection import connect, connect_cluster, is_cluster_url, redact_url
+from jobqueue.errors import ConfigError, QueueError
+from jobqueue.keys import QueueKeys
+from jobqueue.models import (
+    Claimed,
+    EnqueueResult,
+    FailOutcome,
+    Job,
+    JobSpec,
+    JobStatus,
+    Priority,
+    QueueStats,
+    WorkerInfo,
+)
+from jobqueue.queue import AnyRedis, Queue
+
+__all__ = [
+    "AnyRedis",
+    "Claimed",
+    "ConfigError",
+    "EnqueueResult",
+    "FailOutcome",
+    "Job",
+    "JobSpec",
+    "JobStatus",
+    "Priority",
+    "Queue",
+    "QueueError",
+    "QueueKeys",
+    "QueueStats",
+    "WorkerInfo",
+    "backoff_ceiling",
+    "backoff_delay",
+    "connect",
+    "connect_cluster",
+    "is_cluster_url",
+    "redact_url",
+]

@@ -1,0 +1,1 @@
+"""Samples: JobQueue manifests and a task module (examples.tasks) for the worker image."""
