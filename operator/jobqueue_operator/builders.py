@@ -1,0 +1,545 @@
+"""Pure builders: the desired child objects of one JobQueue, from its parsed spec.
+
+Every function here is a pure function of frozen inputs (the spec, who the JobQueue is, the
+secret material the reconcile gathered, the default images) and returns plain manifests ready
+for server-side apply. Nothing here imports the Kubernetes client or does I/O, so every child is
+tested without a cluster (tests/unit/test_operator_builders.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from jobqueue_operator import constants as c
+from jobqueue_operator.kubetypes import JSON, ChildKind, JobQueueRef, Manifest, ObjectMeta
+from jobqueue_operator.spec import EnvVar, JobQueueSpec, ManagedRedis, Resources
+
+
+@dataclass(frozen=True, slots=True)
+class Images:
+    """Default images (operator settings) and their pull policy."""
+
+    api: str
+    worker: str
+    redis: str
+    pull_policy: str = "IfNotPresent"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMaterial:
+    """The secret values the reconcile gathered; never logged, only put into Secrets."""
+
+    redis_url: str
+    api_token: str | None = None
+    redis_password: str | None = None  # the managed Redis' password (managed only)
+
+    def values(self) -> tuple[str, ...]:
+        """Every secret string, for redaction of error messages."""
+        return tuple(v for v in (self.redis_url, self.api_token, self.redis_password) if v)
+
+
+# ---------------------------------------------------------------------------------------------
+# Names, labels, ownership
+
+
+def child_name(owner: str, component: str) -> str:
+    """``<name>-api``, ``<name>-worker``, ``<name>-redis``."""
+    return f"{owner}-{component}"
+
+
+def selector_labels(owner: str, component: str) -> dict[str, str]:
+    """The immutable selector of a component's pods (a subset of :func:`labels`)."""
+    return {
+        c.LABEL_NAME: c.APP_NAME,
+        c.LABEL_INSTANCE: owner,
+        c.LABEL_COMPONENT: component,
+    }
+
+
+def labels(owner: str, component: str) -> dict[str, str]:
+    """The ``app.kubernetes.io/*`` labels every child and pod carries."""
+    return {
+        **selector_labels(owner, component),
+        c.LABEL_MANAGED_BY: c.MANAGED_BY,
+        c.LABEL_PART_OF: c.PART_OF,
+    }
+
+
+def instance_selector(owner: str) -> str:
+    """Label selector matching every child of one JobQueue."""
+    return f"{c.LABEL_INSTANCE}={owner},{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+
+
+def label_selector(labels_: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels_.items()))
+
+
+def metadata(ref: JobQueueRef, name: str, component: str) -> ObjectMeta:
+    """Name, namespace, labels and the controller ownerReference of one child."""
+    return {
+        "name": name,
+        "namespace": ref.namespace,
+        "labels": labels(ref.name, component),
+        "ownerReferences": [
+            {
+                "apiVersion": c.API_VERSION,
+                "kind": c.KIND,
+                "name": ref.name,
+                "uid": ref.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    }
+
+
+def _manifest(api_version: str, kind: ChildKind, meta: ObjectMeta, **fields: object) -> Manifest:
+    body: JSON = {"apiVersion": api_version, "kind": kind, "metadata": meta, **fields}
+    return body  # type: ignore[return-value]  # the fields are the kind's own
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets
+
+
+def encode_data(values: Mapping[str, str]) -> dict[str, str]:
+    """A Secret's ``data``: base64 of each value, keys sorted."""
+    return {k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())}
+
+
+def checksum(data: Mapping[str, str]) -> str:
+    """sha256 of a Secret's data; changes exactly when any key or value changes."""
+    canonical = json.dumps(dict(sorted(data.items())), separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _secret(ref: JobQueueRef, component: str, values: Mapping[str, str]) -> Manifest:
+    return _manifest(
+        "v1",
+        "Secret",
+        metadata(ref, child_name(ref.name, component), component),
+        type="Opaque",
+        data=encode_data(values),
+    )
+
+
+def api_secret(ref: JobQueueRef, material: SecretMaterial) -> Manifest:
+    """``<name>-api``: the API's own copy of the Redis URL (and its bearer token)."""
+    values = {c.SECRET_KEY_REDIS_URL: material.redis_url}
+    if material.api_token is not None:
+        values[c.SECRET_KEY_API_TOKEN] = material.api_token
+    return _secret(ref, c.COMPONENT_API, values)
+
+
+def worker_secret(ref: JobQueueRef, material: SecretMaterial) -> Manifest:
+    """``<name>-worker``: the workers' own copy of the Redis URL."""
+    return _secret(ref, c.COMPONENT_WORKER, {c.SECRET_KEY_REDIS_URL: material.redis_url})
+
+
+def secret_checksum(secret: Manifest) -> str:
+    return checksum(secret.get("data", {}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pods
+
+
+def pod_security_context() -> JSON:
+    """Pod Security Standards "restricted", with a fixed non-root uid/gid."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": c.RUN_AS_USER,
+        "runAsGroup": c.RUN_AS_USER,
+        "fsGroup": c.RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> JSON:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": c.RUN_AS_USER,
+        "runAsGroup": c.RUN_AS_USER,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _http_probes() -> JSON:
+    def probe(path: str, period: int, failures: int) -> JSON:
+        return {
+            "httpGet": {"path": path, "port": c.HTTP_PORT_NAME},
+            "periodSeconds": period,
+            "timeoutSeconds": 2,
+            "failureThreshold": failures,
+        }
+
+    return {
+        "livenessProbe": {**probe(c.HEALTHZ_PATH, 10, 3), "initialDelaySeconds": 5},
+        "readinessProbe": probe(c.READYZ_PATH, 5, 2),
+    }
+
+
+def _env_value(name: str, value: str | int) -> JSON:
+    return {"name": name, "value": str(value)}
+
+
+def _env_secret(name: str, secret: str, key: str) -> JSON:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _env_pod_name() -> JSON:
+    return {
+        "name": c.ENV_POD_NAME,
+        "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
+    }
+
+
+def _user_env(env: tuple[EnvVar, ...] | list[EnvVar]) -> list[JSON]:
+    return [e.manifest() for e in env]
+
+
+def _resources(resources: Resources) -> JSON:
+    out = resources.manifest()
+    return {"resources": out} if out else {}
+
+
+def _tmp_volume() -> JSON:
+    return {"name": c.TMP_VOLUME, "emptyDir": {"sizeLimit": c.TMP_SIZE_LIMIT}}
+
+
+def _tmp_mount() -> JSON:
+    return {"name": c.TMP_VOLUME, "mountPath": c.TMP_MOUNT}
+
+
+def _pod_template(
+    owner: str, component: str, secret_sum: str, containers: list[JSON], **spec: object
+) -> JSON:
+    return {
+        "metadata": {
+            "labels": labels(owner, component),
+            "annotations": {c.ANNOTATION_SECRET_CHECKSUM: secret_sum},
+        },
+        "spec": {
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": pod_security_context(),
+            "containers": containers,
+            **spec,
+        },
+    }
+
+
+def _deployment(
+    ref: JobQueueRef, component: str, replicas: int | None, template: JSON, strategy: JSON
+) -> Manifest:
+    spec: JSON = {}
+    if replicas is not None:
+        spec["replicas"] = replicas
+    spec |= {
+        "revisionHistoryLimit": 3,
+        "selector": {"matchLabels": selector_labels(ref.name, component)},
+        "strategy": strategy,
+        "template": template,
+    }
+    return _manifest(
+        "apps/v1",
+        "Deployment",
+        metadata(ref, child_name(ref.name, component), component),
+        spec=spec,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# API
+
+
+def api_deployment(
+    ref: JobQueueRef, spec: JobQueueSpec, images: Images, secret_sum: str, *, has_token: bool
+) -> Manifest:
+    """``<name>-api``: the HTTP job API, reading REDIS_URL (and API_TOKEN) from ``<name>-api``."""
+    secret = child_name(ref.name, c.COMPONENT_API)
+    env = [
+        _env_secret(c.ENV_REDIS_URL, secret, c.SECRET_KEY_REDIS_URL),
+        _env_value(c.ENV_QUEUE_NAME, spec.queue_identity(ref.namespace, ref.name)),
+        _env_value(c.ENV_PORT, c.HTTP_PORT),
+        _env_pod_name(),
+    ]
+    if has_token:
+        env.append(_env_secret(c.ENV_API_TOKEN, secret, c.SECRET_KEY_API_TOKEN))
+    container: JSON = {
+        "name": c.COMPONENT_API,
+        "image": spec.api.image or images.api,
+        "imagePullPolicy": images.pull_policy,
+        "ports": [{"name": c.HTTP_PORT_NAME, "containerPort": c.HTTP_PORT, "protocol": "TCP"}],
+        "env": env + _user_env(spec.api.env),
+        **_http_probes(),
+        **_resources(spec.api.resources),
+        "securityContext": container_security_context(),
+        "volumeMounts": [_tmp_mount()],
+    }
+    template = _pod_template(
+        ref.name, c.COMPONENT_API, secret_sum, [container], volumes=[_tmp_volume()]
+    )
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    return _deployment(ref, c.COMPONENT_API, spec.api.replicas, template, strategy)
+
+
+def api_service(ref: JobQueueRef, spec: JobQueueSpec) -> Manifest:
+    """``<name>-api``: the API's Service (port ``spec.api.port`` -> container port http)."""
+    return _manifest(
+        "v1",
+        "Service",
+        metadata(ref, child_name(ref.name, c.COMPONENT_API), c.COMPONENT_API),
+        spec={
+            "type": spec.api.service_type,
+            "selector": selector_labels(ref.name, c.COMPONENT_API),
+            "ports": [
+                {
+                    "name": c.HTTP_PORT_NAME,
+                    "port": spec.api.port,
+                    "targetPort": c.HTTP_PORT_NAME,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+
+
+def worker_replicas(spec: JobQueueSpec) -> int | None:
+    """The replicas the operator applies: none while the autoscaler owns the field.
+
+    With autoscaling enabled the manifest carries no ``spec.replicas``, so this field manager
+    does not own it and never fights the autoscaler's writes; disabled, ``worker.replicas``
+    (the JobQueue's scale subresource) is applied.
+    """
+    return None if spec.autoscaling.enabled else spec.worker.replicas
+
+
+def worker_deployment(
+    ref: JobQueueRef, spec: JobQueueSpec, images: Images, secret_sum: str
+) -> Manifest:
+    """``<name>-worker``: the workers, reading REDIS_URL from ``<name>-worker``."""
+    worker = spec.worker
+    env = [
+        _env_secret(c.ENV_REDIS_URL, child_name(ref.name, c.COMPONENT_WORKER), c.ENV_REDIS_URL),
+        _env_value(c.ENV_QUEUE_NAME, spec.queue_identity(ref.namespace, ref.name)),
+        _env_value(c.ENV_WORKER_CONCURRENCY, worker.concurrency),
+        _env_value(c.ENV_JOB_TIMEOUT, worker.job_timeout_seconds),
+        _env_value(c.ENV_DRAIN_TIMEOUT, worker.drain_timeout_seconds),
+        _env_value(c.ENV_HEALTH_PORT, c.HTTP_PORT),
+        _env_pod_name(),
+    ]
+    container: JSON = {
+        "name": c.COMPONENT_WORKER,
+        "image": worker.image or images.worker,
+        "imagePullPolicy": images.pull_policy,
+    }
+    if worker.command:
+        container["command"] = list(worker.command)
+    if worker.args:
+        container["args"] = list(worker.args)
+    container |= {
+        "ports": [{"name": c.HTTP_PORT_NAME, "containerPort": c.HTTP_PORT, "protocol": "TCP"}],
+        "env": env + _user_env(worker.env),
+        **_http_probes(),
+        **_resources(worker.resources),
+        "securityContext": container_security_context(),
+        "volumeMounts": [_tmp_mount()],
+    }
+    template = _pod_template(
+        ref.name,
+        c.COMPONENT_WORKER,
+        secret_sum,
+        [container],
+        volumes=[_tmp_volume()],
+        terminationGracePeriodSeconds=worker.termination_grace_period_seconds,
+    )
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
+    return _deployment(ref, c.COMPONENT_WORKER, worker_replicas(spec), template, strategy)
+
+
+# ---------------------------------------------------------------------------------------------
+# Managed Redis
+
+
+def managed_redis_host(ref: JobQueueRef) -> str:
+    return f"{child_name(ref.name, c.COMPONENT_REDIS)}.{ref.namespace}.svc"
+
+
+def managed_redis_url(ref: JobQueueRef, password: str) -> str:
+    """The URL of the managed Redis, through its Service, with the generated password."""
+    return f"redis://:{quote(password, safe='')}@{managed_redis_host(ref)}:{c.REDIS_PORT}/0"
+
+
+def redis_conf(managed: ManagedRedis, password: str) -> str:
+    """redis.conf of the managed Redis: AOF every second, never evict a job (seed 002)."""
+    lines = [
+        "bind * -::*",
+        f"port {c.REDIS_PORT}",
+        f"dir {c.REDIS_DATA_MOUNT}",
+        "appendonly yes",
+        "appendfsync everysec",
+        "maxmemory-policy noeviction",
+        "tcp-keepalive 300",
+        f"requirepass {password}",
+    ]
+    if managed.max_memory:
+        lines.append(f"maxmemory {managed.max_memory}")
+    return "\n".join(lines) + "\n"
+
+
+def redis_secret(ref: JobQueueRef, managed: ManagedRedis, password: str) -> Manifest:
+    """``<name>-redis``: the generated password and the redis.conf that carries it."""
+    return _secret(
+        ref,
+        c.COMPONENT_REDIS,
+        {
+            c.SECRET_KEY_REDIS_PASSWORD: password,
+            c.SECRET_KEY_REDIS_CONF: redis_conf(managed, password),
+        },
+    )
+
+
+def redis_service(ref: JobQueueRef) -> Manifest:
+    """``<name>-redis``: a ClusterIP Service, a stable address across Redis pod restarts."""
+    return _manifest(
+        "v1",
+        "Service",
+        metadata(ref, child_name(ref.name, c.COMPONENT_REDIS), c.COMPONENT_REDIS),
+        spec={
+            "type": "ClusterIP",
+            "selector": selector_labels(ref.name, c.COMPONENT_REDIS),
+            "ports": [
+                {
+                    "name": c.REDIS_PORT_NAME,
+                    "port": c.REDIS_PORT,
+                    "targetPort": c.REDIS_PORT_NAME,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    )
+
+
+def redis_statefulset(
+    ref: JobQueueRef, spec: JobQueueSpec, images: Images, secret_sum: str
+) -> Manifest:
+    """``<name>-redis``: one Redis pod with a persistent volume.
+
+    The volume follows ``deletionPolicy``: Purge deletes it with the StatefulSet, Retain
+    keeps it, so re-creating the JobQueue under the same name finds its jobs again.
+    """
+    managed = spec.redis.managed
+    assert managed is not None
+    name = child_name(ref.name, c.COMPONENT_REDIS)
+    tcp_probe = {"tcpSocket": {"port": c.REDIS_PORT_NAME}, "timeoutSeconds": 2}
+    container: JSON = {
+        "name": c.COMPONENT_REDIS,
+        "image": managed.image or images.redis,
+        "imagePullPolicy": images.pull_policy,
+        "command": ["redis-server", f"{c.REDIS_CONFIG_MOUNT}/{c.SECRET_KEY_REDIS_CONF}"],
+        "ports": [{"name": c.REDIS_PORT_NAME, "containerPort": c.REDIS_PORT, "protocol": "TCP"}],
+        "livenessProbe": {**tcp_probe, "periodSeconds": 10, "initialDelaySeconds": 10},
+        "readinessProbe": {**tcp_probe, "periodSeconds": 5},
+        **_resources(managed.resources),
+        "securityContext": container_security_context(),
+        "volumeMounts": [
+            {"name": c.REDIS_DATA_VOLUME, "mountPath": c.REDIS_DATA_MOUNT},
+            {"name": c.REDIS_CONFIG_VOLUME, "mountPath": c.REDIS_CONFIG_MOUNT, "readOnly": True},
+        ],
+    }
+    config_volume = {
+        "name": c.REDIS_CONFIG_VOLUME,
+        "secret": {
+            "secretName": name,
+            "defaultMode": 0o440,
+            "items": [{"key": c.SECRET_KEY_REDIS_CONF, "path": c.SECRET_KEY_REDIS_CONF}],
+        },
+    }
+    template = _pod_template(
+        ref.name,
+        c.COMPONENT_REDIS,
+        secret_sum,
+        [container],
+        volumes=[config_volume],
+        terminationGracePeriodSeconds=30,
+    )
+    claim_spec: JSON = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": managed.storage}},
+    }
+    if managed.storage_class_name:
+        claim_spec["storageClassName"] = managed.storage_class_name
+    retention = "Delete" if spec.deletion_policy == "Purge" else "Retain"
+    return _manifest(
+        "apps/v1",
+        "StatefulSet",
+        metadata(ref, name, c.COMPONENT_REDIS),
+        spec={
+            "replicas": 1,
+            "serviceName": name,
+            "selector": {"matchLabels": selector_labels(ref.name, c.COMPONENT_REDIS)},
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenDeleted": retention,
+                "whenScaled": "Retain",
+            },
+            "template": template,
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {
+                        "name": c.REDIS_DATA_VOLUME,
+                        "labels": labels(ref.name, c.COMPONENT_REDIS),
+                    },
+                    "spec": claim_spec,
+                }
+            ],
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Everything
+
+
+def desired_children(
+    ref: JobQueueRef, spec: JobQueueSpec, material: SecretMaterial, images: Images
+) -> tuple[Manifest, ...]:
+    """All children one JobQueue should have, in apply order (Secrets before their users)."""
+    children: list[Manifest] = []
+    managed = spec.redis.managed
+    if managed is not None:
+        assert material.redis_password is not None
+        secret = redis_secret(ref, managed, material.redis_password)
+        children += [
+            secret,
+            redis_service(ref),
+            redis_statefulset(ref, spec, images, secret_checksum(secret)),
+        ]
+    if spec.api.enabled:
+        secret = api_secret(ref, material)
+        children += [
+            secret,
+            api_deployment(
+                ref,
+                spec,
+                images,
+                secret_checksum(secret),
+                has_token=material.api_token is not None,
+            ),
+            api_service(ref, spec),
+        ]
+    secret = worker_secret(ref, material)
+    children += [secret, worker_deployment(ref, spec, images, secret_checksum(secret))]
+    return tuple(children)

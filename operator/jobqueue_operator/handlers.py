@@ -1,0 +1,303 @@
+"""kopf handlers: every trigger of the one reconcile, the finalizer, and the autoscaler daemon.
+
+Triggers (none of them carries logic of its own; all end in ``Reconciler.reconcile``):
+
+* create / update (of ``spec``) / resume of a JobQueue;
+* a timer every ``RESYNC_INTERVAL_SECONDS`` (drift repair, a safety net);
+* any change of a child (Deployments, StatefulSets, Services, Secrets labelled
+  ``managed-by: jobqueue-operator``): the owner is found by its controller ownerReference, so a
+  hand-deleted or hand-edited child is repaired in about a second, and status follows readiness;
+* any change of a Secret a JobQueue references (``redis.urlFrom``, ``api.authTokenSecretRef``),
+  found through the ``source_secrets`` index: a rotated URL reaches the copies at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+import kopf
+
+from jobqueue_operator import constants as c
+from jobqueue_operator import metrics
+from jobqueue_operator.builders import Images, child_name
+from jobqueue_operator.kube import Kube, load_api_client
+from jobqueue_operator.kubetypes import JobQueueRef
+from jobqueue_operator.reconcile import EventType, Reconciler, RetryLater
+from jobqueue_operator.scaler import ScalerConfig, run_scaler
+from jobqueue_operator.settings import OperatorSettings, get_settings
+from jobqueue_operator.spec import JobQueueSpec, SpecError, parse_spec
+
+log = logging.getLogger(__name__)
+
+RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
+CHILD_LABELS = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
+EVENT_MESSAGE_LIMIT = 1024
+
+
+def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
+    """kopf's settings: our finalizer name, state in status (so an idle operator writes no
+    annotations), Events at the configured level, no peering unless asked for."""
+    settings.persistence.finalizer = c.FINALIZER
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(name=c.KOPF_STATUS_FIELD)
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(name=c.KOPF_STATUS_FIELD)
+    settings.posting.level = logging.getLevelNamesMapping()[ours.event_level]
+    settings.peering.standalone = not ours.peering
+    settings.peering.name = ours.peering_name
+    settings.peering.clusterwide = not ours.namespaces()
+    settings.watching.server_timeout = 300
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+
+
+def post_event(ref: JobQueueRef, type_: EventType, reason: str, message: str) -> None:
+    """An Event on the JobQueue, through kopf's poster (honours the posting level)."""
+    body = cast(kopf.Body, ref.body_stub())  # kopf reads plain dicts as bodies
+    text = message[:EVENT_MESSAGE_LIMIT]
+    if type_ == "Warning":
+        kopf.warn(body, reason=reason, message=text)
+    else:
+        kopf.info(body, reason=reason, message=text)
+
+
+def _reconciler(memo: Any) -> Reconciler:
+    reconciler = memo.get("reconciler")
+    if not isinstance(reconciler, Reconciler):
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return reconciler
+
+
+# ---------------------------------------------------------------------------------------------
+# Operator lifecycle
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours = get_settings()
+    configure_kopf(settings, ours)
+    try:
+        api_client = await asyncio.to_thread(load_api_client, ours.kube_threads)
+    except Exception as exc:  # no kubeconfig, no in-cluster config: nothing to retry
+        raise kopf.PermanentError(f"no Kubernetes configuration: {exc}") from exc
+    kube = Kube(api_client, ours.kube_threads)
+    images = Images(
+        api=ours.default_api_image,
+        worker=ours.default_worker_image,
+        redis=ours.default_redis_image,
+        pull_policy=ours.image_pull_policy,
+    )
+    memo["reconciler"] = Reconciler(kube, images, post_event)
+    if ours.metrics_port:
+        metrics.serve(ours.metrics_port)
+    log.info(
+        "jobqueue-operator started",
+        extra={
+            "namespaces": list(ours.namespaces()) or "*",
+            "resync": ours.resync_interval_seconds,
+        },
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    reconciler = memo.get("reconciler")
+    if isinstance(reconciler, Reconciler):
+        reconciler.kube.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The JobQueue itself
+
+
+@kopf.on.resume(*RESOURCE)
+@kopf.on.create(*RESOURCE)
+@kopf.on.update(*RESOURCE, field="spec")
+async def reconcile_jobqueue(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Create, spec change, operator restart: reconcile (retried soon if an apply failed)."""
+    with metrics.timed("event"):
+        outcome = await _reconciler(memo).reconcile(body)
+    if outcome.retry and outcome.problem is not None:
+        raise kopf.TemporaryError(outcome.problem.message, delay=c.RETRY_DELAY)
+
+
+@kopf.timer(*RESOURCE, interval=get_settings().resync_interval_seconds, idle=None)
+async def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Drift repair and status refresh; a no-op (no writes) when nothing changed."""
+    with metrics.timed("timer"):
+        await _reconciler(memo).reconcile(body)
+
+
+@kopf.on.delete(*RESOURCE)
+async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    """Delete the children explicitly; purge Redis keys with deletionPolicy: Purge."""
+    try:
+        await _reconciler(memo).finalize(body, retry)
+    except RetryLater as exc:
+        raise kopf.TemporaryError(str(exc), delay=exc.delay) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Watches that map other objects to their JobQueue
+
+
+def _owner(meta: Mapping[str, Any]) -> str | None:
+    """The name of the JobQueue that controls an object, if one does."""
+    for ref in meta.get("ownerReferences") or []:
+        if (
+            ref.get("controller")
+            and ref.get("kind") == c.KIND
+            and str(ref.get("apiVersion", "")).startswith(f"{c.GROUP}/")
+        ):
+            return str(ref.get("name"))
+    return None
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
+@kopf.on.event("apps", "v1", "statefulsets", labels=CHILD_LABELS)
+@kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
+@kopf.on.event("", "v1", "secrets", labels=CHILD_LABELS, id="child_secret_changed")
+async def child_changed(
+    meta: Mapping[str, Any], namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """A child changed or went away: reconcile its owner (repairs drift, refreshes status)."""
+    owner = _owner(meta)
+    if owner and namespace:
+        with metrics.timed("child"):
+            await _reconciler(memo).trigger(namespace, owner)
+
+
+SourceKey = tuple[str, str]  # (namespace, Secret name)
+
+
+@kopf.index(*RESOURCE)
+def source_secrets(
+    namespace: str | None, name: str | None, spec: Mapping[str, Any], **_: Any
+) -> dict[SourceKey, str]:
+    """Which Secrets each JobQueue reads (redis.urlFrom, api.authTokenSecretRef)."""
+    if not namespace or not name:
+        return {}
+    try:
+        parsed = parse_spec(spec)
+    except SpecError:
+        return {}
+    refs = []
+    if parsed.redis.url_from is not None:
+        refs.append(parsed.redis.url_from.secret_key_ref.name)
+    if parsed.api.enabled and parsed.api.auth_token_secret_ref is not None:
+        refs.append(parsed.api.auth_token_secret_ref.name)
+    return {(namespace, secret): name for secret in refs}
+
+
+def _sources(kwargs: Mapping[str, Any]) -> kopf.Index[SourceKey, str]:
+    """The ``source_secrets`` index (kopf passes indices as keyword arguments)."""
+    index: kopf.Index[SourceKey, str] = kwargs["source_secrets"]
+    return index
+
+
+def _is_source(namespace: str | None, name: str, **kwargs: Any) -> bool:
+    return (namespace or "", name) in _sources(kwargs)
+
+
+@kopf.on.event("", "v1", "secrets", when=_is_source, id="source_secret_changed")
+async def source_secret_changed(
+    namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """A Secret some JobQueues read changed, appeared or went away: reconcile each of them."""
+    if not namespace:
+        return
+    owners = sorted(set(_sources(kwargs).get((namespace, name), ())))
+    with metrics.timed("source"):
+        for owner in owners:
+            await _reconciler(memo).trigger(namespace, owner)
+
+
+# ---------------------------------------------------------------------------------------------
+# The autoscaler (issue 7): one daemon per JobQueue with autoscaling enabled. The loop itself
+# (read the queue, decide, scale, report) is scaler.py's; this only feeds it the live spec and
+# the Redis URL the reconcile resolved, and restarts it when that URL changes.
+
+
+def _parsed(spec: Mapping[str, Any]) -> JobQueueSpec | None:
+    try:
+        return parse_spec(spec)
+    except SpecError:
+        return None
+
+
+def _autoscaling_enabled(spec: Mapping[str, Any], **_: Any) -> bool:
+    parsed = _parsed(spec)
+    return parsed is not None and parsed.autoscaling.enabled
+
+
+class _FirstOf:
+    """A stop flag for ``run_scaler`` that fires when any of several waits completes."""
+
+    def __init__(self, *waits: Callable[[], Awaitable[object]]) -> None:
+        self._waits = waits
+
+    async def wait(self) -> None:
+        tasks = [asyncio.ensure_future(w()) for w in self._waits]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _url_change(
+    reconciler: Reconciler, key: tuple[str, str], seen: str | None
+) -> Callable[[], Awaitable[None]]:
+    return lambda: reconciler.urls.wait_change(key, seen)
+
+
+@kopf.daemon(
+    *RESOURCE, when=_autoscaling_enabled, cancellation_backoff=1.0, cancellation_timeout=10.0
+)
+async def autoscaler(
+    namespace: str | None,
+    name: str | None,
+    uid: str | None,
+    spec: Mapping[str, Any],
+    stopped: kopf.DaemonStopped,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Run the autoscaling loop of one JobQueue until autoscaling is disabled or it is deleted."""
+    if not namespace or not name:
+        return
+    reconciler = _reconciler(memo)
+    key = (namespace, name)
+    first = _parsed(spec)
+    if first is None:
+        return
+    last = [first]
+
+    def config() -> ScalerConfig:  # re-read on every evaluation: spec is kopf's live view
+        parsed = _parsed(spec)
+        if parsed is not None:
+            last[0] = parsed
+        return ScalerConfig(spec=last[0].autoscaling, worker_concurrency=last[0].worker.concurrency)
+
+    while not stopped:
+        url = reconciler.urls.get(key)
+        if url is None:  # the reconcile has not resolved it (yet): wait for it
+            await _FirstOf(stopped.wait, _url_change(reconciler, key, None)).wait()
+            continue
+        changed = _url_change(reconciler, key, url)
+        await run_scaler(
+            namespace=namespace,
+            name=name,
+            queue_name=first.queue_identity(namespace, name),
+            redis_url=url,
+            config=config,
+            deployment=child_name(name, c.COMPONENT_WORKER),
+            api_client=reconciler.kube.api_client,
+            uid=uid,
+            stopped=_FirstOf(stopped.wait, changed),
+        )

@@ -1,0 +1,212 @@
+"""The operator's Kubernetes API calls: a thin REST layer on the official (synchronous) client.
+
+The ``kubernetes`` package supplies configuration (kubeconfig or in-cluster), TLS and auth; the
+calls themselves are generic (path + verb + body), which is all server-side apply, list by
+label, delete with a uid precondition and status merge patches need. Every call runs in a
+bounded thread pool (:class:`Kube`'s async methods), so kopf's event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
+
+from jobqueue_operator import constants as c
+from jobqueue_operator.kubetypes import JSON, Manifest
+
+T = TypeVar("T")
+
+APPLY_PATCH: Final = "application/apply-patch+yaml"
+MERGE_PATCH: Final = "application/merge-patch+json"
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """Where a kind lives in the REST API."""
+
+    api_version: str
+    plural: str
+
+    def path(self, namespace: str, name: str | None = None, sub: str | None = None) -> str:
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        out = f"{prefix}/namespaces/{quote(namespace, safe='')}/{self.plural}"
+        if name is not None:
+            out += f"/{quote(name, safe='')}"
+        if sub is not None:
+            out += f"/{sub}"
+        return out
+
+
+KINDS: Final[Mapping[str, Kind]] = {
+    "Deployment": Kind("apps/v1", "deployments"),
+    "StatefulSet": Kind("apps/v1", "statefulsets"),
+    "Service": Kind("v1", "services"),
+    "Secret": Kind("v1", "secrets"),
+    "PersistentVolumeClaim": Kind("v1", "persistentvolumeclaims"),
+    "Event": Kind("v1", "events"),
+    c.KIND: Kind(c.API_VERSION, c.PLURAL),
+}
+#: The kinds a JobQueue's children can be (listed for pruning and deletion).
+CHILD_KINDS: Final = ("Deployment", "StatefulSet", "Service", "Secret")
+
+
+class KubeError(Exception):
+    """A failed API call: HTTP status, reason, and the API server's message (no body dump)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"HTTP {status} {reason}: {message}".rstrip(": "))
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def load_api_client(threads: int) -> Any:
+    """An ``ApiClient`` from the in-cluster config in a pod, else the kubeconfig."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = max(threads, 4)
+    return client.ApiClient(configuration)
+
+
+class Kube:
+    """Async facade: each method runs one synchronous request in the thread pool."""
+
+    def __init__(self, api_client: Any, threads: int = 8) -> None:
+        self.api_client = api_client
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
+        self._timeout = (c.KUBE_CONNECT_TIMEOUT, c.KUBE_READ_TIMEOUT)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.api_client.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> JSON | None:
+        """One synchronous call; None on 404; KubeError on any other failure."""
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        method_, url, headers_, body_, post = self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api_client.call_api(
+            method_,
+            url,
+            header_params=headers_,
+            body=body_,
+            post_params=post,
+            _request_timeout=self._timeout,
+        )
+        response.read()
+        raw = response.data or b"{}"
+        if response.status == 404:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = {}
+        if not 200 <= response.status < 300:
+            message = data.get("message", "") if isinstance(data, dict) else ""
+            reason = data.get("reason", "") if isinstance(data, dict) else ""
+            raise KubeError(response.status, str(reason or response.reason or ""), str(message))
+        return data if isinstance(data, dict) else {}
+
+    async def _run(self, fn: partial[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def get(self, kind: str, namespace: str, name: str) -> JSON | None:
+        return await self._run(partial(self._request, "GET", KINDS[kind].path(namespace, name)))
+
+    async def list(self, kind: str, namespace: str, selector: str) -> list[JSON]:
+        """Objects of ``kind`` in ``namespace`` matching a label selector."""
+        path = KINDS[kind].path(namespace)
+        data = await self._run(
+            partial(self._request, "GET", path, query=[("labelSelector", selector)])
+        )
+        items = (data or {}).get("items") or []
+        for item in items:  # list items carry no kind; put it back for matching
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", KINDS[kind].api_version)
+        return list(items)
+
+    async def apply(self, manifest: Manifest) -> JSON:
+        """Server-side apply, field manager ``jobqueue-operator``, conflicts forced: creates or
+        updates in one request, never a create-then-409."""
+        kind = KINDS[manifest["kind"]]
+        meta = manifest["metadata"]
+        path = kind.path(meta["namespace"], meta["name"])
+        query = [("fieldManager", c.FIELD_MANAGER), ("force", "true")]
+        result = await self._run(
+            partial(
+                self._request,
+                "PATCH",
+                path,
+                query=query,
+                body=dict(manifest),
+                content_type=APPLY_PATCH,
+            )
+        )
+        return result or {}
+
+    async def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete (background propagation; only that very object when ``uid`` is given).
+        Returns False when it was already gone."""
+        body: JSON = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": "Background",
+        }
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
+        try:
+            result = await self._run(
+                partial(self._request, "DELETE", KINDS[kind].path(namespace, name), body=body)
+            )
+        except KubeError as exc:
+            if exc.status == 409:  # the uid precondition: someone re-created it; not ours
+                return False
+            raise
+        return result is not None
+
+    async def patch_status(
+        self, namespace: str, name: str, status: JSON, resource_version: str | None
+    ) -> JSON | None:
+        """JSON merge patch of a JobQueue's status, guarded by resourceVersion when given."""
+        body: JSON = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self._run(
+            partial(
+                self._request,
+                "PATCH",
+                KINDS[c.KIND].path(namespace, name, "status"),
+                body=body,
+                content_type=MERGE_PATCH,
+            )
+        )

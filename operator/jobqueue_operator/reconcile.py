@@ -1,0 +1,468 @@
+"""The one reconcile of a JobQueue, and its clean-up on delete.
+
+:meth:`Reconciler.reconcile` is the only path that changes children: kopf's create, update and
+resume handlers, the resync timer, and the watches on children and on source Secrets all call
+it, and it never looks at which of them did. It gathers inputs (the spec, the source Secret
+values, the live children), builds the desired children with the pure builders, applies the ones
+that differ (server-side apply), prunes the ones no longer wanted, and writes status only when
+it changed. It is idempotent: running it again on an unchanged world changes nothing and makes
+no write. Calls for the same JobQueue are serialized by a per-object lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from jobqueue_operator import builders, diffing, redisops, scaler
+from jobqueue_operator import constants as c
+from jobqueue_operator.builders import Images, SecretMaterial
+from jobqueue_operator.kube import CHILD_KINDS, Kube, KubeError
+from jobqueue_operator.kubetypes import JSON, JobQueueRef
+from jobqueue_operator.redisops import NOT_CHECKED, RedisCheck
+from jobqueue_operator.spec import JobQueueSpec, SecretKeySelector, SpecError, parse_spec
+from jobqueue_operator.status import CondSpec, Problem, desired_status, status_patch, transitions
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+EventType = Literal["Normal", "Warning"]
+STATUS_CONFLICT_RETRIES = 5
+
+
+class EventPoster(Protocol):
+    def __call__(self, ref: JobQueueRef, type_: EventType, reason: str, message: str) -> None: ...
+
+
+class RetryLater(Exception):
+    """The clean-up cannot finish now; the handler turns this into a kopf retry."""
+
+    def __init__(self, message: str, delay: float = c.RETRY_DELAY) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _decode(secret: Mapping[str, Any], key: str) -> str | None:
+    raw = (secret.get("data") or {}).get(key)
+    if raw is None:
+        return None
+    try:
+        return base64.b64decode(raw, validate=True).decode().strip()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one reconcile did; ``retry`` asks the caller to try again soon."""
+
+    applied: tuple[str, ...] = ()
+    pruned: tuple[str, ...] = ()
+    problem: Problem | None = None
+    retry: bool = False
+
+
+class RedisUrls:
+    """The Redis URL each JobQueue resolved to, for the autoscaler daemon.
+
+    The reconcile publishes; a daemon waits for the first value and restarts its loop when the
+    value changes (a rotated source Secret). Only fingerprints are compared.
+    """
+
+    def __init__(self) -> None:
+        self._urls: dict[Key, str] = {}
+        self._changed: dict[Key, asyncio.Event] = {}
+
+    def publish(self, key: Key, url: str) -> None:
+        if self._urls.get(key) != url:
+            self._urls[key] = url
+            self._event(key).set()
+
+    def get(self, key: Key) -> str | None:
+        return self._urls.get(key)
+
+    def forget(self, key: Key) -> None:
+        self._urls.pop(key, None)
+        event = self._changed.pop(key, None)
+        if event is not None:
+            event.set()
+
+    def _event(self, key: Key) -> asyncio.Event:
+        return self._changed.setdefault(key, asyncio.Event())
+
+    async def wait_change(self, key: Key, seen: str | None) -> None:
+        """Return once the URL of ``key`` differs from ``seen`` (or the key is forgotten)."""
+        while True:
+            event = self._event(key)
+            if self._urls.get(key) != seen:
+                return
+            event.clear()
+            await event.wait()
+
+
+@dataclass
+class _Locks:
+    """One asyncio.Lock per JobQueue, plus the set of triggers already waiting for one."""
+
+    locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
+    waiting: set[Key] = field(default_factory=set)
+
+    def get(self, key: Key) -> asyncio.Lock:
+        return self.locks.setdefault(key, asyncio.Lock())
+
+    def forget(self, key: Key) -> None:
+        self.locks.pop(key, None)
+
+
+RedisChecker = Callable[[str, str], Awaitable[RedisCheck]]
+Purger = Callable[[str, str], Awaitable[int]]
+
+
+class Reconciler:
+    """Reconciles JobQueues; one per operator process (kept in kopf's memo)."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        images: Images,
+        post_event: EventPoster,
+        *,
+        redis_check: RedisChecker = redisops.check,
+        purge: Purger = redisops.purge,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube = kube
+        self.images = images
+        self.post_event = post_event
+        self.redis_check = redis_check
+        self.purge = purge
+        self.clock = clock
+        self.urls = RedisUrls()
+        self._locks = _Locks()
+        self._redis_cache: dict[Key, tuple[str, float, RedisCheck]] = {}
+
+    # -- entry points ------------------------------------------------------------------------
+
+    async def reconcile(self, body: Mapping[str, Any]) -> Outcome:
+        """Bring one JobQueue's children and status to what its spec says. Idempotent."""
+        ref = JobQueueRef.from_body(body)
+        if ref.deleting:
+            return Outcome()
+        async with self._locks.get(ref.key):
+            return await self._reconcile(ref, body)
+
+    async def trigger(self, namespace: str, name: str) -> None:
+        """Reconcile by name (from a watch on a child or a source Secret), reading the object
+        fresh. Triggers that arrive while one is already waiting coalesce into it."""
+        key = (namespace, name)
+        if key in self._locks.waiting:
+            return
+        self._locks.waiting.add(key)
+        try:
+            async with self._locks.get(key):
+                self._locks.waiting.discard(key)
+                body = await self.kube.get(c.KIND, namespace, name)
+                if body is None:
+                    return
+                ref = JobQueueRef.from_body(body)
+                if not ref.deleting:
+                    await self._reconcile(ref, body)
+        finally:
+            self._locks.waiting.discard(key)
+
+    # -- the reconcile -----------------------------------------------------------------------
+
+    async def _hand_over_replicas(self, manifest: Mapping[str, Any], live: JSON | None) -> None:
+        """Before an apply that stops sending the worker's spec.replicas (autoscaling was just
+        switched on), let the autoscaler co-own the field at its live value: server-side apply
+        would otherwise reset it to 1 and restart every worker but one."""
+        if live is not None and scaler.replicas_handover_needed(manifest, live):
+            target = scaler.KubernetesScaleTarget(
+                self.kube.api_client, live["metadata"]["namespace"], live["metadata"]["name"]
+            )
+            await target.adopt(int(live["spec"]["replicas"]))
+
+    async def _reconcile(self, ref: JobQueueRef, body: Mapping[str, Any]) -> Outcome:
+        try:
+            spec = parse_spec(body.get("spec") or {})
+        except SpecError as exc:
+            problem = Problem(c.REASON_INVALID_SPEC, str(exc))
+            await self._report(ref, body, None, problem, NOT_CHECKED, {})
+            return Outcome(problem=problem)
+
+        live = await self._live_children(ref)
+        material = await self._material(ref, spec, live)
+        if isinstance(material, Problem):
+            # Without the URL nothing can be built: leave the children as they are (running
+            # pods keep their copies) and say why.
+            await self._report(ref, body, spec, material, NOT_CHECKED, live)
+            return Outcome(problem=material)
+
+        desired = [
+            diffing.with_applied_hash(m)
+            for m in builders.desired_children(ref, spec, material, self.images)
+        ]
+        applied: list[str] = []
+        errors: list[str] = []
+        for manifest in desired:
+            key = diffing.child_key(manifest)
+            if not diffing.needs_apply(manifest, live.get(key)):
+                continue
+            try:
+                await self._hand_over_replicas(manifest, live.get(key))
+                result = await self.kube.apply(manifest)
+            except KubeError as exc:
+                errors.append(f"{key[0]}/{key[1]}: {redisops.redact(str(exc), material.values())}")
+                continue
+            before = live.get(key)
+            verb = "created" if before is None else "updated"
+            if before is None or _rv(before) != _rv(result):
+                applied.append(f"{verb} {key[0]}/{key[1]}")
+            live[key] = result
+
+        pruned: list[str] = []
+        for obj in diffing.to_prune(desired, live.values(), ref.uid):
+            kind, name = diffing.child_key(obj)
+            try:
+                await self.kube.delete(kind, ref.namespace, name, uid=_uid(obj))
+            except KubeError as exc:
+                errors.append(f"{kind}/{name}: {exc}")
+                continue
+            pruned.append(f"{kind}/{name}")
+            live.pop((kind, name), None)
+
+        self.urls.publish(ref.key, material.redis_url)
+        redis = await self._check_redis(ref, spec, material.redis_url)
+        failed = Problem(c.REASON_APPLY_FAILED, "; ".join(errors)) if errors else None
+        if applied:
+            self.post_event(ref, "Normal", c.EVENT_APPLIED, ", ".join(applied))
+            log.info("applied %s: %s", ref, ", ".join(applied))
+        if pruned:
+            self.post_event(ref, "Normal", c.EVENT_PRUNED, "deleted " + ", ".join(pruned))
+            log.info("pruned %s: %s", ref, ", ".join(pruned))
+        await self._report(ref, body, spec, failed, redis, live)
+        return Outcome(tuple(applied), tuple(pruned), failed, retry=bool(errors))
+
+    async def _live_children(self, ref: JobQueueRef) -> dict[tuple[str, str], JSON]:
+        """This JobQueue's children as they are, by (kind, name)."""
+        selector = builders.instance_selector(ref.name)
+        lists = await asyncio.gather(
+            *(self.kube.list(kind, ref.namespace, selector) for kind in CHILD_KINDS)
+        )
+        return {
+            diffing.child_key(obj): obj
+            for items in lists
+            for obj in items
+            if diffing.controlled_by(obj, ref.uid)
+        }
+
+    async def _source(
+        self, ref: JobQueueRef, selector: SecretKeySelector, what: str
+    ) -> str | Problem:
+        secret = await self.kube.get("Secret", ref.namespace, selector.name)
+        where = f"Secret {ref.namespace}/{selector.name}"
+        if secret is None:
+            return Problem(c.REASON_SOURCE_MISSING, f"{where} ({what}) not found")
+        value = _decode(secret, selector.key)
+        if not value:
+            return Problem(
+                c.REASON_SOURCE_MISSING, f"{where} ({what}) has no non-empty key {selector.key!r}"
+            )
+        return value
+
+    async def _material(
+        self, ref: JobQueueRef, spec: JobQueueSpec, live: Mapping[tuple[str, str], JSON]
+    ) -> SecretMaterial | Problem:
+        """The secret values the children need, gathered from Secrets (or generated once)."""
+        redis = spec.redis
+        password: str | None = None
+        if redis.managed is not None:
+            existing = live.get(("Secret", builders.child_name(ref.name, c.COMPONENT_REDIS)))
+            password = (
+                _decode(existing, c.SECRET_KEY_REDIS_PASSWORD) if existing is not None else None
+            )
+            password = password or secrets.token_urlsafe(24)
+            url = builders.managed_redis_url(ref, password)
+        elif redis.url_from is not None:
+            found = await self._source(
+                ref, redis.url_from.secret_key_ref, "spec.redis.urlFrom.secretKeyRef"
+            )
+            if isinstance(found, Problem):
+                return found
+            url = found
+        else:
+            assert redis.url is not None
+            url = redis.url
+        token: str | None = None
+        if spec.api.enabled and spec.api.auth_token_secret_ref is not None:
+            found = await self._source(
+                ref, spec.api.auth_token_secret_ref, "spec.api.authTokenSecretRef"
+            )
+            if isinstance(found, Problem):
+                return found
+            token = found
+        return SecretMaterial(redis_url=url, api_token=token, redis_password=password)
+
+    async def _check_redis(self, ref: JobQueueRef, spec: JobQueueSpec, url: str) -> RedisCheck:
+        """Read the queue, at most once per REDIS_CHECK_TTL per JobQueue and URL."""
+        queue = spec.queue_identity(ref.namespace, ref.name)
+        fingerprint = hashlib.sha256(f"{url}\n{queue}".encode()).hexdigest()
+        cached = self._redis_cache.get(ref.key)
+        now = self.clock()
+        if cached and cached[0] == fingerprint and now - cached[1] < c.REDIS_CHECK_TTL:
+            return cached[2]
+        result = await self.redis_check(url, queue)
+        self._redis_cache[ref.key] = (fingerprint, now, result)
+        return result
+
+    async def _report(
+        self,
+        ref: JobQueueRef,
+        body: Mapping[str, Any],
+        spec: JobQueueSpec | None,
+        problem: Problem | None,
+        redis: RedisCheck,
+        live: Mapping[tuple[str, str], JSON],
+    ) -> None:
+        """Write status if it differs; one Event per condition that changed."""
+        desired = desired_status(
+            ref,
+            spec,
+            problem=problem,
+            redis=redis,
+            api=live.get(("Deployment", builders.child_name(ref.name, c.COMPONENT_API))),
+            workers=live.get(("Deployment", builders.child_name(ref.name, c.COMPONENT_WORKER))),
+        )
+        if status_patch(body.get("status"), desired, now_rfc3339()) is None:
+            return  # kopf's copy already agrees: no read, no write
+        for _ in range(STATUS_CONFLICT_RETRIES):
+            fresh = await self.kube.get(c.KIND, ref.namespace, ref.name)
+            if fresh is None or (fresh.get("metadata") or {}).get("uid") != ref.uid:
+                return
+            current = fresh.get("status")
+            patch = status_patch(current, desired, now_rfc3339())
+            if patch is None:
+                return
+            version = (fresh.get("metadata") or {}).get("resourceVersion")
+            try:
+                await self.kube.patch_status(ref.namespace, ref.name, patch, version)
+            except KubeError as exc:
+                if exc.status == 409:
+                    continue
+                raise
+            for cond in transitions(current, desired):
+                self._condition_event(ref, cond, current)
+            return
+        log.warning("status of %s: gave up after %d conflicts", ref, STATUS_CONFLICT_RETRIES)
+
+    def _condition_event(
+        self, ref: JobQueueRef, cond: CondSpec, current: Mapping[str, Any] | None
+    ) -> None:
+        had = any(x.get("type") == cond.type for x in (current or {}).get("conditions") or [])
+        if cond.type == c.CONDITION_DEGRADED and cond.status == "False" and not had:
+            return  # the first "not degraded" is no news
+        bad = (cond.type == c.CONDITION_DEGRADED) == (cond.status == "True")
+        kind: EventType = "Warning" if bad and cond.status != "Unknown" else "Normal"
+        self.post_event(ref, kind, cond.reason, f"{cond.type}={cond.status}: {cond.message}")
+
+    # -- delete ------------------------------------------------------------------------------
+
+    async def finalize(self, body: Mapping[str, Any], retry: int = 0) -> None:
+        """Delete the children explicitly (garbage collection may lag), keep the source
+        Secret, and purge the queue's Redis keys when ``deletionPolicy: Purge``."""
+        ref = JobQueueRef.from_body(body)
+        try:
+            spec: JobQueueSpec | None = parse_spec(body.get("spec") or {})
+        except SpecError as exc:
+            log.warning("deleting %s with an unparseable spec (keys kept): %s", ref, exc)
+            spec = None
+        async with self._locks.get(ref.key):
+            live = await self._live_children(ref)
+            deleted: list[str] = []
+
+            async def delete(kinds: tuple[str, ...]) -> None:
+                for (kind, name), obj in list(live.items()):
+                    if kind in kinds and await self.kube.delete(
+                        kind, ref.namespace, name, uid=_uid(obj)
+                    ):
+                        deleted.append(f"{kind}/{name}")
+
+            await delete(("Deployment", "StatefulSet"))  # first stop the pods
+            purged = ""
+            if spec is not None and spec.deletion_policy == "Purge":
+                purged = await self._purge(ref, spec, live, retry)
+            await delete(("Service", "Secret"))
+        self.urls.forget(ref.key)
+        self._redis_cache.pop(ref.key, None)
+        self._locks.forget(ref.key)
+        kept = purged or "Redis keys kept (deletionPolicy: Retain)"
+        # Logged, not posted as Events: the object is going away, and when its namespace is
+        # being deleted the API server refuses new Events there anyway.
+        log.info("finalized %s: deleted %d children; %s", ref, len(deleted), kept)
+
+    async def _purge(
+        self,
+        ref: JobQueueRef,
+        spec: JobQueueSpec,
+        live: Mapping[tuple[str, str], JSON],
+        retry: int,
+    ) -> str:
+        queue = spec.queue_identity(ref.namespace, ref.name)
+        if spec.redis.managed is not None:
+            # The data is the volume: delete the claims (the StatefulSet's retention policy
+            # does too; this covers a controller that lags or a policy changed later).
+            selector = builders.label_selector(
+                builders.selector_labels(ref.name, c.COMPONENT_REDIS)
+            )
+            claims = await self.kube.list("PersistentVolumeClaim", ref.namespace, selector)
+            for claim in claims:
+                await self.kube.delete(
+                    "PersistentVolumeClaim", ref.namespace, claim["metadata"]["name"]
+                )
+            return f"managed Redis volume deleted ({len(claims)} claims)"
+        url: str | Problem | None = None
+        if spec.redis.url is not None:
+            url = spec.redis.url
+        elif spec.redis.url_from is not None:
+            url = await self._source(ref, spec.redis.url_from.secret_key_ref, "urlFrom")
+        if not isinstance(url, str):  # fall back on the workers' copy
+            copy = live.get(("Secret", builders.child_name(ref.name, c.COMPONENT_WORKER)))
+            url = _decode(copy, c.SECRET_KEY_REDIS_URL) if copy is not None else None
+        error = "no Redis URL (the source Secret and the copies are gone)"
+        if url is not None:
+            try:
+                count = await self.purge(url, queue)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = redisops.describe(exc, (url,))
+            else:
+                return f"purged {count} Redis keys of queue {queue}"
+        if retry + 1 < c.PURGE_ATTEMPTS:
+            raise RetryLater(f"could not purge queue {queue}: {error}")
+        message = f"gave up purging queue {queue} after {retry + 1} attempts: {error}"
+        log.warning("%s: %s", ref, message)
+        return "Redis keys NOT purged: " + message
+
+
+def _rv(obj: Mapping[str, Any]) -> str | None:
+    value = (obj.get("metadata") or {}).get("resourceVersion")
+    return str(value) if value is not None else None
+
+
+def _uid(obj: Mapping[str, Any]) -> str | None:
+    value = (obj.get("metadata") or {}).get("uid")
+    return str(value) if value is not None else None

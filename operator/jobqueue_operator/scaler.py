@@ -1,0 +1,1003 @@
+"""The autoscaling loop of one JobQueue: read the queue, decide, scale the workers, report.
+
+One :class:`Scaler` runs per JobQueue with autoscaling enabled (a kopf daemon starts it via
+:func:`run_scaler`). Its I/O goes through three narrow ports, KEDA style, so the loop is tested
+alone with in-memory fakes:
+
+* :class:`MetricsSource` reads the queue (``stats()`` + ``workers()`` concurrently, one round
+  trip of latency) and subscribes to the queue's enqueue notifications;
+* :class:`ScaleTarget` reads and patches the worker Deployment's scale subresource, and marks
+  pods with a ``pod-deletion-cost`` so a scale-down removes idle workers first;
+* :class:`Reporter` writes the JobQueue's status fields and posts one Event per scaling
+  decision.
+
+Timing: an enqueue notification wakes the loop at once (notifications arriving while an
+evaluation runs, or within :data:`MIN_EVALUATION_GAP` of the last one, coalesce into one
+more evaluation); otherwise it polls every ``pollIntervalSeconds``. Event-driven evaluations
+trust the replica count read at the last poll and re-read it only before a write, so a burst of
+enqueues costs Redis round trips, not API server requests.
+
+Failure policy: a queue that cannot be read holds the current replicas and reports
+``RedisReachable=False`` with the error (passwords redacted); the subscription reconnects with
+exponential backoff. A failing Kubernetes call is logged, reported, and retried at the next
+evaluation. The loop is cancellation-safe: cancelling :meth:`Scaler.run` (or setting the kopf
+``stopped`` flag) stops the watcher task and closes the Redis connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
+
+from jobqueue import AnyRedis, Queue, connect, connect_cluster, is_cluster_url
+from jobqueue_operator import constants as c
+from jobqueue_operator.autoscaling import (
+    POD_DELETION_COST_ANNOTATION,
+    AutoscalingSpec,
+    Decision,
+    Reason,
+    Recommendation,
+    ScalingInputs,
+    WorkerHeartbeat,
+    count_busy,
+    decide,
+    deletion_cost_changes,
+    last_active,
+    pod_deletion_costs,
+    remember,
+)
+from jobqueue_operator.builders import child_name
+
+log = logging.getLogger(__name__)
+
+# Timing of the loop (seconds).
+MIN_EVALUATION_GAP = 0.05  # notifications closer than this coalesce into one evaluation
+STATUS_MIN_INTERVAL = 5.0  # queue numbers alone are written at most this often
+REDIS_TIMEOUT = 5.0  # one read of the queue, connect included
+REDIS_CONNECT_TIMEOUT = 2.0
+PUBSUB_READ_TIMEOUT = 1.0  # get_message wait; also how often the health check may run
+PUBSUB_HEALTH_CHECK_INTERVAL = 10  # PING an idle subscription this often (dead peers)
+RECONNECT_BACKOFF_INITIAL = 0.2
+RECONNECT_BACKOFF_MAX = 10.0
+KUBERNETES_ERROR_RETRY = 2.0  # a failed Kubernetes call is retried this soon
+KUBERNETES_REQUEST_TIMEOUT = (5.0, 10.0)  # connect, read
+FIELD_MANAGER = "jobqueue-autoscaler"  # not the reconcile's: it owns spec.replicas alone
+MERGE_PATCH = "application/merge-patch+json"  # the client would pick json-patch for a dict
+APPLY_PATCH = "application/apply-patch+yaml"
+STATUS_CONFLICT_RETRIES = 5
+EVENT_COMPONENT = "jobqueue-operator"
+EVENT_MESSAGE_LIMIT = 1024
+
+CONDITION_SCALING = c.CONDITION_SCALING
+CONDITION_REDIS = c.CONDITION_REDIS_REACHABLE
+REASON_REDIS_OK = c.REASON_REDIS_OK
+REASON_REDIS_FAILED = c.REASON_REDIS_FAILED
+REASON_SCALE_FAILED = "ScaleFailed"
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+EventType = Literal["Normal", "Warning"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Values that cross the ports
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    """What one read of the queue returns: depth, and the workers' heartbeats."""
+
+    ready: int
+    in_flight: int
+    delayed: int
+    dead: int
+    workers: tuple[WorkerHeartbeat, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A ``metav1.Condition`` without its times (the reporter keeps lastTransitionTime)."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScalerStatus:
+    """The status fields the scaler owns on its JobQueue."""
+
+    queue: QueueSnapshot | None  # None: unreadable, keep the last numbers written
+    desired_workers: int | None
+    last_scale_time: str | None  # RFC 3339, UTC
+    conditions: tuple[Condition, ...]
+
+    def fields(self) -> dict[str, Any]:
+        """The status fields as a JSON merge patch body (without conditions)."""
+        body: dict[str, Any] = {}
+        if self.queue is not None:
+            body["queue"] = {
+                "ready": self.queue.ready,
+                "inFlight": self.queue.in_flight,
+                "delayed": self.queue.delayed,
+                "dead": self.queue.dead,
+            }
+        if self.desired_workers is not None:
+            body["desiredWorkers"] = self.desired_workers
+        if self.last_scale_time is not None:
+            body["lastScaleTime"] = self.last_scale_time
+        return body
+
+    def written(self) -> tuple[object, ...]:
+        """Everything that ends up in the object: equal means nothing to write."""
+        return (self.fields(), self.conditions)
+
+    def significant(self) -> tuple[object, ...]:
+        """What must be written at once when it changes (not the queue numbers)."""
+        return (
+            self.desired_workers,
+            self.last_scale_time,
+            tuple((c.type, c.status, c.reason) for c in self.conditions),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScalerConfig:
+    """The live configuration of one scaler (re-read before every evaluation)."""
+
+    spec: AutoscalingSpec
+    worker_concurrency: int = 1
+
+    @property
+    def target_per_worker(self) -> int:
+        return self.spec.target_per_worker(self.worker_concurrency)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ports
+
+
+class MetricsSource(Protocol):
+    """Reads one queue; raises on any failure (an error is never an empty queue)."""
+
+    async def snapshot(self) -> QueueSnapshot: ...
+
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Subscribe to the queue's notifications and call ``wake()`` once subscribed
+        (something may have been missed) and on every enqueue; return or raise when the
+        subscription ends."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class ScaleTarget(Protocol):
+    """The worker Deployment."""
+
+    async def replicas(self) -> int | None:
+        """spec.replicas now, or None when the Deployment does not exist."""
+        ...
+
+    async def scale(self, replicas: int) -> None: ...
+
+    async def adopt(self, replicas: int) -> None:
+        """Take (co-)ownership of spec.replicas at its current value, so another field manager
+        dropping the field never resets it (see :func:`replicas_handover_needed`)."""
+        ...
+
+    async def prefer_idle(self, workers: Sequence[WorkerHeartbeat]) -> None:
+        """Mark pods so the next scale-down removes idle workers first."""
+        ...
+
+
+class Reporter(Protocol):
+    async def report(self, status: ScalerStatus) -> None: ...
+
+    async def event(self, type_: EventType, reason: str, message: str) -> None: ...
+
+
+class StopFlag(Protocol):
+    """kopf's ``stopped`` kwarg of async daemons (``DaemonStopped``) fits."""
+
+    def wait(self) -> Awaitable[object]: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+_URL_CREDENTIALS = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@"
+)
+
+
+def redact(text: str, *secrets: str) -> str:
+    """``text`` with URL passwords (``scheme://user:pw@``) and the given secrets masked."""
+    out = _URL_CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text)
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            out = out.replace(secret, "***")
+    return out
+
+
+def url_password(url: str) -> str:
+    """The password in a Redis URL, '' if none (for redaction)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return ""
+    return unquote(password) if password else ""
+
+
+def describe_error(error: BaseException, *secrets: str) -> str:
+    """A one-line, password-free description of an exception: ``Type: message``, or for a
+    Kubernetes API error ``HTTP <code> <reason>: <the Status message>`` (no header dump)."""
+    if isinstance(getattr(error, "status", None), int) and hasattr(error, "body"):
+        return redact(_api_error(error), *secrets)
+    text = str(error) or repr(error)
+    return redact(f"{type(error).__name__}: {text}", *secrets)
+
+
+def _api_error(exc: BaseException) -> str:
+    """A short description of a Kubernetes client error (the Status message, not headers)."""
+    status = getattr(exc, "status", None)
+    body = getattr(exc, "body", None)
+    message = ""
+    if isinstance(body, str | bytes):
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(body)
+            if isinstance(parsed, dict):
+                message = str(parsed.get("message", ""))
+    return f"HTTP {status} {getattr(exc, 'reason', '') or ''}: {message}".rstrip(": ")
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_conditions(
+    existing: Sequence[Mapping[str, Any]],
+    updates: Sequence[Condition],
+    now: str,
+    observed_generation: int | None = None,
+) -> list[dict[str, Any]]:
+    """Conditions after setting ``updates``: others kept as they are, lastTransitionTime kept
+    unless the status changed, order stable (new types appended)."""
+    by_type = {u.type: u for u in updates}
+    merged: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for cond in existing:
+        ctype = str(cond.get("type", ""))
+        update = by_type.get(ctype)
+        if update is None:
+            merged.append(dict(cond))
+            continue
+        seen.add(ctype)
+        merged.append(_condition_dict(update, cond, now, observed_generation))
+    for update in updates:
+        if update.type not in seen:
+            merged.append(_condition_dict(update, None, now, observed_generation))
+    return merged
+
+
+def _condition_dict(
+    update: Condition, old: Mapping[str, Any] | None, now: str, generation: int | None
+) -> dict[str, Any]:
+    changed = old is None or old.get("status") != update.status
+    out: dict[str, Any] = {
+        "type": update.type,
+        "status": update.status,
+        "reason": update.reason,
+        "message": update.message,
+        "lastTransitionTime": now if changed or old is None else old.get("lastTransitionTime", now),
+    }
+    if generation is not None:
+        out["observedGeneration"] = generation
+    elif old is not None and "observedGeneration" in old:
+        out["observedGeneration"] = old["observedGeneration"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+@dataclass
+class _Memory:
+    """What the loop remembers between evaluations (all times on the monotonic clock)."""
+
+    active_at: float  # the queue was last non-empty then (or the loop started)
+    history: tuple[Recommendation, ...] = ()
+    current: int | None = None  # replicas read at the last poll (or written by us)
+    last_scale_time: str | None = None
+    last_desired: int | None = None
+    last_queue: QueueSnapshot | None = None
+    redis_error: str | None = None
+    reported: ScalerStatus | None = None
+    reported_at: float = float("-inf")
+    seeded: bool = False
+
+
+@dataclass
+class Scaler:
+    """The autoscaling loop of one JobQueue. ``run()`` until cancelled."""
+
+    metrics: MetricsSource
+    target: ScaleTarget
+    reporter: Reporter
+    config: Callable[[], ScalerConfig]
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    secrets: tuple[str, ...] = ()  # strings never to appear in a message (the Redis password)
+    name: str = ""
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _memory: _Memory | None = field(default=None, init=False)
+    evaluations: int = field(default=0, init=False)
+
+    def wake(self) -> None:
+        """Ask for an evaluation now (an enqueue notification, a spec change)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Evaluate on every wake-up and every poll interval, until cancelled."""
+        watcher = asyncio.create_task(self._watch(), name=f"jobqueue-scaler-watch:{self.name}")
+        try:
+            last = float("-inf")
+            fresh = True
+            while True:
+                gap = MIN_EVALUATION_GAP - (self.clock() - last)
+                if gap > 0:
+                    await asyncio.sleep(gap)
+                self._wake.clear()
+                last = self.clock()
+                retry = await self.evaluate(fresh=fresh)
+                poll = float(self.config().spec.poll_interval_seconds)
+                timeout = min(poll, KUBERNETES_ERROR_RETRY) if retry else poll
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                    fresh = False
+                except TimeoutError:
+                    fresh = True
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+            with contextlib.suppress(Exception):
+                await self.metrics.close()
+
+    async def _watch(self) -> None:
+        """Keep the enqueue subscription up; reconnect with exponential backoff.
+
+        A subscription that comes up resets the backoff. The first loss is logged as a warning,
+        further failed attempts at debug level (the evaluations report an unreachable Redis in
+        status), the recovery at info.
+        """
+        failures = 0
+
+        def on_wake() -> None:
+            nonlocal failures
+            if failures:
+                log.info(
+                    "queue subscription re-established after %d failed attempts",
+                    failures - 1,
+                    extra={"jobqueue": self.name},
+                )
+                failures = 0
+            self.wake()
+
+        while True:
+            try:
+                await self.metrics.watch(on_wake)
+                error = "subscription ended"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = describe_error(exc, *self.secrets)
+            failures += 1
+            backoff = min(
+                RECONNECT_BACKOFF_MAX, RECONNECT_BACKOFF_INITIAL * 2 ** min(failures - 1, 16)
+            )
+            log.log(
+                logging.WARNING if failures == 1 else logging.DEBUG,
+                "queue subscription lost, reconnecting in %.1fs: %s",
+                backoff,
+                error,
+                extra={"jobqueue": self.name, "retry_in": backoff},
+            )
+            self.wake()  # evaluate now: the poll notices (and reports) an unreachable Redis
+            await asyncio.sleep(backoff)
+
+    async def evaluate(self, *, fresh: bool = True) -> bool:
+        """One evaluation: read, decide, write. Returns True when it should be retried soon.
+
+        ``fresh``: re-read the replica count from the API even if nothing will change (polls);
+        event-driven evaluations use the last count and re-read only before a write.
+        """
+        now = self.clock()
+        cfg = self.config()
+        spec = cfg.spec
+        mem = self._memory
+        if mem is None:
+            mem = self._memory = _Memory(active_at=now)
+        self.evaluations += 1
+
+        # 1. The queue.
+        snapshot: QueueSnapshot | None = None
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                snapshot = await self.metrics.snapshot()
+            if mem.redis_error is not None:
+                log.info("queue readable again", extra={"jobqueue": self.name})
+            mem.redis_error = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            message = describe_error(exc, *self.secrets)
+            if mem.redis_error is None:
+                log.warning(
+                    "queue unreadable, holding replicas: %s", message, extra={"jobqueue": self.name}
+                )
+                await self._event(
+                    "Warning",
+                    Reason.REDIS_UNREACHABLE.value,
+                    f"queue unreadable, holding replicas: {message}",
+                )
+            mem.redis_error = message
+        if snapshot is not None:
+            mem.active_at = last_active(mem.active_at, snapshot.ready, snapshot.in_flight, now)
+            mem.last_queue = snapshot
+
+        # 2. The Deployment.
+        try:
+            if fresh or mem.current is None:
+                mem.current = await self.target.replicas()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return await self._kubernetes_failed("read the worker Deployment's scale", exc)
+        if mem.current is None:
+            await self._report(
+                mem,
+                snapshot,
+                Condition(
+                    CONDITION_SCALING,
+                    "False",
+                    Reason.TARGET_NOT_FOUND.value,
+                    "the worker Deployment does not exist (yet)",
+                ),
+                now,
+            )
+            return False
+        if not mem.seeded:
+            # After a (re)start the current count counts as a recommendation made now, so an
+            # operator restart never causes an immediate scale-down.
+            mem.history = (Recommendation(at=now, replicas=mem.current),)
+            mem.seeded = True
+            try:
+                await self.target.adopt(mem.current)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # best effort: the next scale write takes the field too
+                log.info(
+                    "could not take ownership of spec.replicas: %s",
+                    describe_error(exc, *self.secrets),
+                    extra={"jobqueue": self.name},
+                )
+
+        # 3. Decide.
+        decision = self._decide(cfg, mem, snapshot, now)
+        if decision.changed and not fresh:
+            try:
+                mem.current = await self.target.replicas()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                return await self._kubernetes_failed("read the worker Deployment's scale", exc)
+            if mem.current is None:
+                return False
+            decision = self._decide(cfg, mem, snapshot, now)
+        mem.history = remember(mem.history, decision, now, spec.scale_down_stabilization_seconds)
+
+        # 4. Write.
+        if decision.changed:
+            try:
+                if decision.replicas < decision.current and snapshot is not None:
+                    await self.target.prefer_idle(snapshot.workers)
+                await self.target.scale(decision.replicas)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                return await self._kubernetes_failed(
+                    f"scale the workers from {decision.current} to {decision.replicas}", exc
+                )
+            mem.current = decision.replicas
+            mem.last_scale_time = rfc3339(self.wall())
+            log.info(
+                "%s: %s",
+                decision.reason.value,
+                decision.message,
+                extra={
+                    "jobqueue": self.name,
+                    "replicas": decision.replicas,
+                    "previous": decision.current,
+                    "reason": decision.reason.value,
+                },
+            )
+            await self._event("Normal", decision.reason.value, decision.message)
+        if decision.recommendation is not None:
+            mem.last_desired = decision.replicas
+
+        active = decision.reason not in (Reason.PAUSED, Reason.REDIS_UNREACHABLE)
+        scaling = Condition(
+            CONDITION_SCALING,
+            "True" if active else "False",
+            decision.reason.value,
+            decision.message,
+        )
+        await self._report(mem, snapshot, scaling, now)
+        return False
+
+    def _decide(
+        self, cfg: ScalerConfig, mem: _Memory, snapshot: QueueSnapshot | None, now: float
+    ) -> Decision:
+        assert mem.current is not None
+        return decide(
+            ScalingInputs(
+                current_replicas=mem.current,
+                spec=cfg.spec,
+                target_per_worker=cfg.target_per_worker,
+                now=now,
+                last_active_at=mem.active_at,
+                ready=snapshot.ready if snapshot else 0,
+                in_flight=snapshot.in_flight if snapshot else 0,
+                busy_workers=count_busy(snapshot.workers) if snapshot else 0,
+                recommendations=mem.history,
+                redis_ok=snapshot is not None,
+                redis_error=mem.redis_error or "",
+            )
+        )
+
+    async def _kubernetes_failed(self, what: str, exc: Exception) -> bool:
+        message = f"could not {what}: {describe_error(exc, *self.secrets)}"
+        log.warning(message, extra={"jobqueue": self.name})
+        mem = self._memory
+        assert mem is not None
+        await self._report(
+            mem,
+            mem.last_queue if mem.redis_error is None else None,
+            Condition(CONDITION_SCALING, "False", REASON_SCALE_FAILED, message),
+            self.clock(),
+        )
+        return True
+
+    async def _report(
+        self, mem: _Memory, snapshot: QueueSnapshot | None, scaling: Condition, now: float
+    ) -> None:
+        redis = (
+            Condition(CONDITION_REDIS, "False", REASON_REDIS_FAILED, mem.redis_error)
+            if mem.redis_error is not None
+            else Condition(CONDITION_REDIS, "True", REASON_REDIS_OK, c.MESSAGE_REDIS_OK)
+        )
+        status = ScalerStatus(
+            queue=snapshot,
+            desired_workers=mem.last_desired,
+            last_scale_time=mem.last_scale_time,
+            conditions=(scaling, redis),
+        )
+        previous = mem.reported
+        if previous is not None and status.significant() == previous.significant():
+            # (not ``status == previous``: heartbeats in the snapshot change every read)
+            same = status.written() == previous.written()
+            if same or now - mem.reported_at < STATUS_MIN_INTERVAL:
+                return
+        try:
+            await self.reporter.report(status)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "could not write the status: %s",
+                describe_error(exc, *self.secrets),
+                extra={"jobqueue": self.name},
+            )
+            return
+        mem.reported, mem.reported_at = status, now
+
+    async def _event(self, type_: EventType, reason: str, message: str) -> None:
+        try:
+            await self.reporter.event(type_, reason, message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "could not post an event: %s",
+                describe_error(exc, *self.secrets),
+                extra={"jobqueue": self.name},
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Concrete ports: Redis (the jobqueue protocol) and Kubernetes (the client, in threads)
+
+
+class RedisMetricsSource:
+    """Reads a queue through the ``jobqueue`` protocol; subscribes to ``queue.keys.events``.
+
+    Standalone Redis and Redis Cluster (``redis+cluster://``) both work; on a cluster the
+    subscription listens on the node that owns the queue's hash slot.
+    """
+
+    def __init__(self, url: str, queue_name: str) -> None:
+        self._url = url
+        self._queue_name = queue_name
+        self._redis: AnyRedis | None = None
+        self._queue: Queue | None = None
+        self._pubsub_client: Redis | None = None
+
+    def _open(self) -> Queue:
+        if self._queue is None:
+            options: dict[str, Any] = {
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                "socket_timeout": REDIS_TIMEOUT,
+            }
+            redis: AnyRedis
+            if is_cluster_url(self._url):
+                redis = connect_cluster(self._url, **options)
+            else:
+                redis = connect(
+                    self._url, health_check_interval=PUBSUB_HEALTH_CHECK_INTERVAL, **options
+                )
+            self._redis = redis
+            self._queue = Queue(redis, self._queue_name)
+        return self._queue
+
+    async def snapshot(self) -> QueueSnapshot:
+        queue = self._open()
+        stats, workers = await asyncio.gather(queue.stats(), queue.workers())
+        return QueueSnapshot(
+            ready=stats.ready,
+            in_flight=stats.in_flight,
+            delayed=stats.delayed,
+            dead=stats.dead,
+            workers=tuple(workers),
+        )
+
+    async def _subscriber(self, queue: Queue) -> Redis:
+        redis = queue.redis
+        if not isinstance(redis, RedisCluster):
+            return redis
+        if self._pubsub_client is None:
+            await redis.initialize()
+            node = redis.get_node_from_key(queue.keys.events)
+            if node is None:
+                raise ConnectionError(f"no cluster node serves {queue.keys.events}")
+            pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+            self._pubsub_client = Redis(connection_pool=pool)
+        return self._pubsub_client
+
+    async def watch(self, wake: Callable[[], None]) -> None:
+        queue = self._open()
+        pubsub = (await self._subscriber(queue)).pubsub()
+        try:
+            await pubsub.subscribe(queue.keys.events)
+            while True:
+                message = await pubsub.get_message(timeout=PUBSUB_READ_TIMEOUT)
+                if message is None:
+                    continue
+                # wake once subscribed (the server delivers from here on: nothing slips
+                # between this evaluation and the next notification), then on every message
+                if message.get("type") in ("subscribe", "message"):
+                    wake()
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
+        redis, self._redis, self._queue = self._redis, None, None
+        client, self._pubsub_client = self._pubsub_client, None
+        if client is not None:
+            await client.aclose()
+        if redis is not None:
+            await redis.aclose()
+
+
+def replicas_handover_needed(
+    desired: Mapping[str, Any], live: Mapping[str, Any] | None, manager: str = c.FIELD_MANAGER
+) -> bool:
+    """True when applying ``desired`` (a Deployment without spec.replicas, autoscaling on)
+    would reset the live replicas to the default of 1.
+
+    Server-side apply removes a field that the applier owned alone and no longer sends. That
+    happens once, when autoscaling is switched on for a JobQueue whose reconcile used to apply
+    ``worker.replicas``. Before such an apply, the autoscaler takes the field over at its live
+    value (``KubernetesScaleTarget(...).adopt(live_replicas)``), which keeps it.
+    """
+    if live is None or "replicas" in (desired.get("spec") or {}):
+        return False
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") != manager or entry.get("operation") != "Apply":
+            continue
+        fields = (entry.get("fieldsV1") or {}).get("f:spec") or {}
+        if "f:replicas" in fields:
+            return True
+    return False
+
+
+def _is_status(exc: BaseException, *codes: int) -> bool:
+    return getattr(exc, "status", None) in codes
+
+
+class KubernetesScaleTarget:
+    """The worker Deployment through the scale subresource; pods annotated for idle-first."""
+
+    def __init__(self, api_client: Any, namespace: str, deployment: str) -> None:
+        from kubernetes import client
+
+        self._apps = client.AppsV1Api(api_client)
+        self._core = client.CoreV1Api(api_client)
+        self.namespace = namespace
+        self.deployment = deployment
+
+    async def replicas(self) -> int | None:
+        try:
+            scale = await asyncio.to_thread(
+                self._apps.read_namespaced_deployment_scale,
+                self.deployment,
+                self.namespace,
+                _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
+            )
+        except Exception as exc:
+            if _is_status(exc, 404):
+                return None
+            raise
+        spec = getattr(scale, "spec", None)
+        return int(getattr(spec, "replicas", 0) or 0)
+
+    async def scale(self, replicas: int) -> None:
+        await asyncio.to_thread(
+            self._apps.patch_namespaced_deployment_scale,
+            self.deployment,
+            self.namespace,
+            {"spec": {"replicas": replicas}},
+            field_manager=FIELD_MANAGER,
+            _content_type=MERGE_PATCH,
+            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
+        )
+
+    async def adopt(self, replicas: int) -> None:
+        body = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": self.deployment, "namespace": self.namespace},
+            "spec": {"replicas": replicas},
+        }
+        await asyncio.to_thread(
+            self._apps.patch_namespaced_deployment,
+            self.deployment,
+            self.namespace,
+            body,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=APPLY_PATCH,
+            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
+        )
+
+    async def prefer_idle(self, workers: Sequence[WorkerHeartbeat]) -> None:
+        deployment = await asyncio.to_thread(
+            self._apps.read_namespaced_deployment,
+            self.deployment,
+            self.namespace,
+            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
+        )
+        labels = deployment.spec.selector.match_labels or {}
+        if not labels:
+            raise ValueError(f"Deployment {self.deployment} has no matchLabels selector")
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        pods = await asyncio.to_thread(
+            self._core.list_namespaced_pod,
+            self.namespace,
+            label_selector=selector,
+            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
+        )
+        current: dict[str, str | None] = {}
+        for pod in pods.items:
+            meta = pod.metadata
+            if meta is None or meta.name is None or meta.deletion_timestamp is not None:
+                continue
+            current[meta.name] = (meta.annotations or {}).get(POD_DELETION_COST_ANNOTATION)
+        changes = deletion_cost_changes(current, pod_deletion_costs(current, workers))
+        await asyncio.gather(*(self._annotate(pod, cost) for pod, cost in changes.items()))
+
+    async def _annotate(self, pod: str, cost: int) -> None:
+        try:
+            await asyncio.to_thread(
+                self._core.patch_namespaced_pod,
+                pod,
+                self.namespace,
+                {"metadata": {"annotations": {POD_DELETION_COST_ANNOTATION: str(cost)}}},
+                field_manager=FIELD_MANAGER,
+                _content_type=MERGE_PATCH,
+                _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
+            )
+        except Exception as exc:
+            if not _is_status(exc, 404):  # a pod that went away needs no cost
+                raise
+
+
+class KubernetesReporter:
+    """Writes the scaler's status fields on the JobQueue and posts core/v1 Events.
+
+    Status goes through the status subresource as a JSON merge patch carrying the object's
+    resourceVersion (optimistic concurrency): conditions are a list, which a merge patch
+    replaces whole, so the scaler re-reads, merges its two condition types into the others
+    (:func:`merge_conditions`) and retries on a 409 instead of overwriting the reconcile's.
+    """
+
+    def __init__(
+        self,
+        api_client: Any,
+        namespace: str,
+        name: str,
+        *,
+        uid: str | None = None,
+        group: str = c.GROUP,
+        version: str = c.VERSION,
+        plural: str = c.PLURAL,
+        kind: str = c.KIND,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        from kubernetes import client
+
+        self._custom = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
+        self.namespace, self.name, self.uid = namespace, name, uid
+        self._group, self._version, self._plural, self._kind = group, version, plural, kind
+        self._wall = wall
+
+    async def report(self, status: ScalerStatus) -> None:
+        for attempt in range(STATUS_CONFLICT_RETRIES):
+            raw = await asyncio.to_thread(
+                self._custom.get_namespaced_custom_object_status,
+                self._group,
+                self._version,
+                self.namespace,
+                self._plural,
+                self.name,
+                _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
+            )
+            obj: dict[str, Any] = raw if isinstance(raw, dict) else {}
+            meta = obj.get("metadata", {})
+            self.uid = self.uid or meta.get("uid")
+            existing = (obj.get("status") or {}).get("conditions") or []
+            body = {
+                "metadata": {"resourceVersion": meta.get("resourceVersion")},
+                "status": {
+                    **status.fields(),
+                    "conditions": merge_conditions(
+                        existing, status.conditions, rfc3339(self._wall())
+                    ),
+                },
+            }
+            try:
+                await asyncio.to_thread(
+                    self._custom.patch_namespaced_custom_object_status,
+                    self._group,
+                    self._version,
+                    self.namespace,
+                    self._plural,
+                    self.name,
+                    body,
+                    field_manager=FIELD_MANAGER,
+                    _content_type=MERGE_PATCH,
+                    _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
+                )
+                return
+            except Exception as exc:
+                if not _is_status(exc, 409) or attempt == STATUS_CONFLICT_RETRIES - 1:
+                    raise
+
+    async def event(self, type_: EventType, reason: str, message: str) -> None:
+        from kubernetes import client
+
+        now = rfc3339(self._wall())
+        involved: dict[str, Any] = {
+            "apiVersion": f"{self._group}/{self._version}",
+            "kind": self._kind,
+            "name": self.name,
+            "namespace": self.namespace,
+        }
+        if self.uid:
+            involved["uid"] = self.uid
+        body = client.CoreV1Event.from_dict(
+            {
+                "metadata": {"generateName": f"{self.name}.", "namespace": self.namespace},
+                "involvedObject": involved,
+                "type": type_,
+                "reason": reason,
+                "message": message[:EVENT_MESSAGE_LIMIT],
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+                "source": {"component": EVENT_COMPONENT},
+                "reportingComponent": EVENT_COMPONENT,
+                "reportingInstance": socket.gethostname(),
+            }
+        )
+        assert body is not None
+        await asyncio.to_thread(
+            self._core.create_namespaced_event,
+            self.namespace,
+            body,
+            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The entry point for the operator's kopf daemon
+
+
+async def run_scaler(
+    *,
+    namespace: str,
+    name: str,
+    queue_name: str,
+    redis_url: str,
+    config: ScalerConfig | Callable[[], ScalerConfig],
+    deployment: str | None = None,
+    api_client: Any = None,
+    reporter: Reporter | None = None,
+    uid: str | None = None,
+    stopped: StopFlag | None = None,
+) -> None:
+    """Run the autoscaler of JobQueue ``namespace/name`` until ``stopped`` or cancelled.
+
+    ``config`` may be a callable (e.g. reading kopf's live ``spec``) so edits of the
+    autoscaling block apply from the next evaluation. ``api_client`` is a configured
+    ``kubernetes.client.ApiClient`` (default: one on the default configuration). The worker
+    Deployment defaults to ``<name>-worker``.
+    """
+    from kubernetes import client
+
+    api = api_client if api_client is not None else client.ApiClient()
+    get_config = config if callable(config) else (lambda: config)
+    scaler = Scaler(
+        metrics=RedisMetricsSource(redis_url, queue_name),
+        target=KubernetesScaleTarget(
+            api, namespace, deployment or child_name(name, c.COMPONENT_WORKER)
+        ),
+        reporter=reporter or KubernetesReporter(api, namespace, name, uid=uid),
+        config=get_config,
+        secrets=(url_password(redis_url),),
+        name=f"{namespace}/{name}",
+    )
+    await run_until_stopped(scaler.run(), stopped)
+
+
+async def run_until_stopped(main: Awaitable[None], stopped: StopFlag | None) -> None:
+    """Await ``main`` until it ends or ``stopped`` is set; then cancel it and wait for it."""
+    task = asyncio.ensure_future(main)
+    if stopped is None:
+        await task
+        return
+    stop = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, stop):
+            pending.cancel()
+        await asyncio.gather(task, stop, return_exceptions=True)
+    if not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]

@@ -1,0 +1,50 @@
+"""The operator's own configuration: one frozen pydantic-settings object, from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class OperatorSettings(BaseSettings):
+    """Read once at start-up; every field is an environment variable of the same name."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    default_api_image: str = Field(default="localhost/jobqueue-api:dev", min_length=1)
+    default_worker_image: str = Field(default="localhost/jobqueue-worker:dev", min_length=1)
+    default_redis_image: str = Field(default="docker.io/library/redis:7.2", min_length=1)
+    image_pull_policy: PullPolicy = "IfNotPresent"
+
+    watch_namespaces: str = Field(
+        default="", description="Comma-separated namespaces (globs allowed); empty = all."
+    )
+    resync_interval_seconds: float = Field(
+        default=30.0, gt=0, description="How often every JobQueue is reconciled (drift repair)."
+    )
+    kube_threads: int = Field(
+        default=8, ge=1, le=64, description="Threads for the synchronous Kubernetes client."
+    )
+    peering: bool = Field(
+        default=False, description="Coordinate replicas (needs kopf's peering CRD)."
+    )
+    peering_name: str = "jobqueue-operator"
+    health_port: int = Field(default=8080, ge=0, le=65535, description="/healthz; 0 disables it.")
+    metrics_port: int = Field(default=9090, ge=0, le=65535, description="/metrics; 0 disables it.")
+    log_level: LogLevel = "INFO"
+    event_level: LogLevel = Field(default="INFO", description="Lowest level posted as a k8s Event.")
+
+    def namespaces(self) -> tuple[str, ...]:
+        return tuple(ns.strip() for ns in self.watch_namespaces.split(",") if ns.strip())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> OperatorSettings:
+    """The settings of this process (read from the environment on first use)."""
+    return OperatorSettings()

@@ -1,0 +1,411 @@
+"""The JobQueue spec as a frozen pydantic model: parsed once at the handler boundary.
+
+The CRD's openAPIV3Schema is generated from these models (``crd.py``), so the field names,
+defaults, bounds and enums agree by construction; ``tests/unit/test_operator_crd.py`` checks
+that the committed CRD is the generated one and compares both field by field. Cross-field rules
+live twice on purpose: as CEL (``x-kubernetes-validations``, enforced by the API server at
+admission, with the messages a person reads) and as model validators (so a spec that somehow
+got past admission is still refused here, with the same words).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from jobqueue_operator import constants as c
+from jobqueue_operator.autoscaling import AutoscalingSpec
+
+__all__ = [
+    "ApiSpec",
+    "AutoscalingSpec",
+    "EnvVar",
+    "JobQueueSpec",
+    "ManagedRedis",
+    "RedisSpec",
+    "Resources",
+    "SecretKeySelector",
+    "SpecError",
+    "WorkerSpec",
+    "parse_spec",
+]
+
+# Kubernetes' resource.Quantity syntax (e.g. 100m, 1.5, 256Mi, 1e3).
+QUANTITY_PATTERN: Final = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a pattern
+ENV_NAME_PATTERN: Final = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+QUEUE_NAME_PATTERN: Final = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
+REDIS_MEMORY_PATTERN: Final = r"^[0-9]+([kKmMgG][bB]?)?$"
+REDIS_SCHEMES: Final = ("redis://", "rediss://")
+
+Quantity = int | Annotated[str, Field(pattern=QUANTITY_PATTERN)]
+
+
+def _cel(rule: str, message: str, **extra: str) -> dict[str, str]:
+    return {"rule": rule, "message": message, **extra}
+
+
+def _rules(*rules: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+# The messages of the cross-field rules: the CEL rules and the model validators share them.
+MSG_ONE_REDIS_SOURCE: Final = "exactly one of redis.url, redis.urlFrom or redis.managed must be set"
+MSG_URL_SCHEME: Final = "redis.url must start with redis:// or rediss://"
+MSG_URL_CREDENTIALS: Final = (
+    "redis.url must not contain a password: put the URL in a Secret and use redis.urlFrom"
+)
+MSG_ENV_VALUE_XOR: Final = "an env entry sets value or valueFrom, not both"
+MSG_ENV_SOURCE_ONE: Final = (
+    "valueFrom must set exactly one of secretKeyRef, configMapKeyRef or fieldRef"
+)
+MSG_ENV_RESERVED: Final = "this env name is set by the operator: " + ", ".join(c.RESERVED_ENV)
+MSG_DRAIN_BEFORE_GRACE: Final = (
+    "worker.drainTimeoutSeconds must be less than worker.terminationGracePeriodSeconds, "
+    "so in-flight jobs are handed back before the pod is killed"
+)
+MSG_MIN_MAX: Final = "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas"
+MSG_QUEUE_NAME_IMMUTABLE: Final = (
+    "queueName cannot be changed: the jobs already in Redis would be orphaned"
+)
+MSG_STORAGE_IMMUTABLE: Final = (
+    "redis.managed.storage and storageClassName cannot be changed after creation"
+)
+
+
+class Model(BaseModel):
+    """Base of every spec model: immutable, camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class SecretKeySelector(Model):
+    """One key of a Secret in the JobQueue's namespace."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="Secret name."
+    )
+    key: str = Field(
+        min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN, description="Key in the Secret."
+    )
+
+
+class RedisUrlFrom(Model):
+    """Where the Redis URL comes from."""
+
+    secret_key_ref: SecretKeySelector = Field(
+        description="The Secret key holding the full Redis URL (redis:// or rediss://)."
+    )
+
+
+class Resources(Model):
+    """Container resources, as in a Pod (quantities such as 100m, 256Mi)."""
+
+    limits: dict[str, Quantity] = Field(
+        default_factory=dict, max_length=8, description="Resource limits, e.g. {memory: 256Mi}."
+    )
+    requests: dict[str, Quantity] = Field(
+        default_factory=dict, max_length=8, description="Resource requests, e.g. {cpu: 100m}."
+    )
+
+    def manifest(self) -> dict[str, dict[str, str]]:
+        """The Pod ``resources`` stanza (quantities as strings, empty maps left out)."""
+        out: dict[str, dict[str, str]] = {}
+        if self.limits:
+            out["limits"] = {k: str(v) for k, v in sorted(self.limits.items())}
+        if self.requests:
+            out["requests"] = {k: str(v) for k, v in sorted(self.requests.items())}
+        return out
+
+
+class ManagedRedis(Model):
+    """A Redis the operator runs for this queue: a StatefulSet with a PVC, AOF on, noeviction."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                "self.storage == oldSelf.storage && has(self.storageClassName) == "
+                "has(oldSelf.storageClassName) && (!has(self.storageClassName) || "
+                "self.storageClassName == oldSelf.storageClassName)",
+                MSG_STORAGE_IMMUTABLE,
+            )
+        )
+    )
+
+    image: str | None = Field(
+        default=None, min_length=1, description="Redis image; default: the operator's setting."
+    )
+    storage: str = Field(
+        default="1Gi", pattern=QUANTITY_PATTERN, description="Size of the data volume."
+    )
+    storage_class_name: str | None = Field(
+        default=None, min_length=1, max_length=253, description="StorageClass of the volume."
+    )
+    max_memory: str | None = Field(
+        default=None,
+        pattern=REDIS_MEMORY_PATTERN,
+        description="Redis maxmemory (e.g. 256mb); writes fail beyond it (noeviction).",
+    )
+    resources: Resources = Field(default_factory=Resources, description="Redis container.")
+
+
+class RedisSpec(Model):
+    """The queue's Redis: exactly one of url, urlFrom, managed."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                "[has(self.url), has(self.urlFrom), has(self.managed)].filter(x, x).size() == 1",
+                MSG_ONE_REDIS_SOURCE,
+            )
+        )
+    )
+
+    url: str | None = Field(
+        default=None,
+        min_length=10,
+        max_length=2048,
+        description="A password-less Redis URL (for development); use urlFrom for credentials.",
+        json_schema_extra=_rules(
+            _cel("self.startsWith('redis://') || self.startsWith('rediss://')", MSG_URL_SCHEME),
+            _cel(
+                "!self.matches('^rediss?://[^/@]*:[^/@]*@') && !self.contains('password=')",
+                MSG_URL_CREDENTIALS,
+            ),
+        ),
+    )
+    url_from: RedisUrlFrom | None = Field(
+        default=None, description="Read the URL from a Secret; rotating it rolls the pods."
+    )
+    managed: ManagedRedis | None = Field(
+        default=None, description="Let the operator run a Redis for this queue."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return url
+        if not url.startswith(REDIS_SCHEMES):
+            raise ValueError(MSG_URL_SCHEME)
+        head = url.split("//", 1)[1].split("/", 1)[0]
+        if ("@" in head and ":" in head.rsplit("@", 1)[0]) or "password=" in url:
+            raise ValueError(MSG_URL_CREDENTIALS)
+        return url
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if sum(x is not None for x in (self.url, self.url_from, self.managed)) != 1:
+            raise ValueError(MSG_ONE_REDIS_SOURCE)
+        return self
+
+
+class KeyRef(Model):
+    """A key of a Secret or ConfigMap."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)
+    optional: bool | None = None
+
+
+class FieldRef(Model):
+    """A field of the pod (downward API)."""
+
+    field_path: str = Field(min_length=1, max_length=256)
+    api_version: str | None = None
+
+
+class EnvVarSource(Model):
+    """Where an env value comes from."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                "[has(self.secretKeyRef), has(self.configMapKeyRef), has(self.fieldRef)]"
+                ".filter(x, x).size() == 1",
+                MSG_ENV_SOURCE_ONE,
+            )
+        )
+    )
+
+    secret_key_ref: KeyRef | None = None
+    config_map_key_ref: KeyRef | None = None
+    field_ref: FieldRef | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        sources = (self.secret_key_ref, self.config_map_key_ref, self.field_ref)
+        if sum(x is not None for x in sources) != 1:
+            raise ValueError(MSG_ENV_SOURCE_ONE)
+        return self
+
+
+class EnvVar(Model):
+    """One extra environment variable of a container."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel("!(has(self.value) && has(self.valueFrom))", MSG_ENV_VALUE_XOR),
+            _cel(
+                "!(self.name in [" + ", ".join(f"'{n}'" for n in c.RESERVED_ENV) + "])",
+                MSG_ENV_RESERVED,
+            ),
+        )
+    )
+
+    name: str = Field(min_length=1, max_length=256, pattern=ENV_NAME_PATTERN)
+    value: str | None = Field(default=None, max_length=32768)
+    value_from: EnvVarSource | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.value is not None and self.value_from is not None:
+            raise ValueError(MSG_ENV_VALUE_XOR)
+        if self.name in c.RESERVED_ENV:
+            raise ValueError(MSG_ENV_RESERVED)
+        return self
+
+    def manifest(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+EnvList = Annotated[
+    list[EnvVar],
+    Field(
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    ),
+]
+
+
+class ApiSpec(Model):
+    """The HTTP job API: a Deployment and a Service."""
+
+    enabled: bool = Field(default=True, description="Run the API (false: workers only).")
+    replicas: int = Field(default=1, ge=0, le=100, description="API pods.")
+    image: str | None = Field(
+        default=None, min_length=1, description="API image; default: the operator's setting."
+    )
+    resources: Resources = Field(default_factory=Resources, description="API container.")
+    port: int = Field(default=80, ge=1, le=65535, description="The Service port.")
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="ClusterIP", description="The Service type."
+    )
+    auth_token_secret_ref: SecretKeySelector | None = Field(
+        default=None, description="A Secret key with the bearer token clients must send."
+    )
+    env: EnvList = Field(default_factory=list, description="Extra env of the API container.")
+
+
+class WorkerSpec(Model):
+    """The workers: a Deployment running the user's task image."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                "self.drainTimeoutSeconds < self.terminationGracePeriodSeconds",
+                MSG_DRAIN_BEFORE_GRACE,
+            )
+        )
+    )
+
+    image: str | None = Field(
+        default=None, min_length=1, description="Worker image; default: the operator's setting."
+    )
+    command: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=32, description="Overrides the image's entrypoint."
+    )
+    args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=64, description="Arguments to the entrypoint."
+    )
+    concurrency: int = Field(default=8, ge=1, le=4096, description="Jobs at once per pod.")
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="Worker pods when autoscaling is disabled (the scale subresource).",
+    )
+    resources: Resources = Field(default_factory=Resources, description="Worker container.")
+    env: EnvList = Field(
+        default_factory=list, description="Extra env of the worker (e.g. TASKS_MODULE)."
+    )
+    job_timeout_seconds: int = Field(
+        default=300, ge=0, le=86400, description="Per-job time limit; 0 = none."
+    )
+    drain_timeout_seconds: int = Field(
+        default=25, ge=0, le=3600, description="On SIGTERM, wait this long for in-flight jobs."
+    )
+    termination_grace_period_seconds: int = Field(
+        default=30, ge=1, le=7200, description="The pod's grace period."
+    )
+
+    @model_validator(mode="after")
+    def _drain_before_grace(self) -> Self:
+        if self.drain_timeout_seconds >= self.termination_grace_period_seconds:
+            raise ValueError(MSG_DRAIN_BEFORE_GRACE)
+        return self
+
+
+class JobQueueSpec(Model):
+    """The desired state of a JobQueue."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                "has(self.queueName) == has(oldSelf.queueName) && "
+                "(!has(self.queueName) || self.queueName == oldSelf.queueName)",
+                MSG_QUEUE_NAME_IMMUTABLE,
+            )
+        )
+    )
+
+    redis: RedisSpec = Field(description="The Redis holding the queue.")
+    queue_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=QUEUE_NAME_PATTERN,
+        description="The queue's name in Redis (QUEUE_NAME = <namespace>/<queueName>); "
+        "default: the JobQueue's name. Immutable.",
+    )
+    api: ApiSpec = Field(default_factory=ApiSpec, description="The HTTP job API.")
+    worker: WorkerSpec = Field(default_factory=WorkerSpec, description="The workers.")
+    autoscaling: AutoscalingSpec = Field(
+        default_factory=AutoscalingSpec,
+        description="Scale the workers on queue depth (ready + in-flight jobs).",
+        json_schema_extra=_rules(_cel("self.minReplicas <= self.maxReplicas", MSG_MIN_MAX)),
+    )
+    deletion_policy: Literal["Retain", "Purge"] = Field(
+        default="Retain",
+        description="On delete: Retain keeps the queue's Redis keys (and a managed Redis "
+        "volume); Purge deletes them.",
+    )
+
+    def queue_identity(self, namespace: str, name: str) -> str:
+        """QUEUE_NAME: ``<namespace>/<queueName or the JobQueue's name>``."""
+        return f"{namespace}/{self.queue_name or name}"
+
+
+class SpecError(ValueError):
+    """The spec does not parse; the message lists the fields at fault (never their values)."""
+
+
+def parse_spec(raw: Mapping[str, Any]) -> JobQueueSpec:
+    """Parse a JobQueue's ``spec`` once; raise :class:`SpecError` with a readable message."""
+    try:
+        return JobQueueSpec.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(p) for p in err["loc"]) or "spec"
+            problems.append(f"spec.{where}: {err['msg']}")
+        raise SpecError("; ".join(problems)) from None

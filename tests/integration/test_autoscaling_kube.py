@@ -1,0 +1,300 @@
+"""The scaler's Kubernetes ports on the real control plane: scale subresource, idle-first
+scale-down through pod-deletion-cost, status merged with others' conditions, Events."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+import redis.asyncio as aioredis
+from jobqueue_operator.autoscaling import POD_DELETION_COST_ANNOTATION, AutoscalingSpec
+from jobqueue_operator.scaler import (
+    FIELD_MANAGER,
+    Condition,
+    KubernetesReporter,
+    KubernetesScaleTarget,
+    QueueSnapshot,
+    RedisMetricsSource,
+    Scaler,
+    ScalerConfig,
+    ScalerStatus,
+    replicas_handover_needed,
+)
+from kubernetes import client, config
+
+from jobqueue import Queue
+from tests.cluster.controlplane import Kube
+
+T = TypeVar("T")
+WAIT = 60.0
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def ns(kube: Kube) -> Iterator[str]:
+    name = f"as-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", name)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture
+def api(kube: Kube) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(config_file=str(kube.kubeconfig))  # type: ignore[no-untyped-call]
+    yield api_client
+    api_client.close()
+
+
+def apply(kube: Kube, manifest: dict[str, Any]) -> None:
+    kube.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def deployment(ns: str, name: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "w", "image": "localhost/none:0"}]},
+            },
+        },
+    }
+
+
+def pods(kube: Kube, ns: str, app: str) -> list[dict[str, Any]]:
+    items = kube.kubectl_json("get", "pods", "-n", ns, "-l", f"app={app}")["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+async def test_scale_target_reads_and_patches_the_scale_subresource(
+    kube: Kube, ns: str, api: client.ApiClient
+) -> None:
+    target = KubernetesScaleTarget(api, ns, "q-worker")
+    assert await target.replicas() is None  # no Deployment yet
+    apply(kube, deployment(ns, "q-worker", 0))
+    assert await target.replicas() == 0
+    await target.scale(4)
+    got = kube.kubectl_json("get", "deployment", "q-worker", "-n", ns, "--show-managed-fields")
+    assert got["spec"]["replicas"] == 4
+    managers = {m["manager"] for m in got["metadata"]["managedFields"]}
+    assert FIELD_MANAGER in managers
+    assert await target.replicas() == 4
+
+
+def apply_as(kube: Kube, manager: str, manifest: dict[str, Any]) -> None:
+    kube.kubectl(
+        "apply", "--server-side", "--force-conflicts", f"--field-manager={manager}", "-f", "-",
+        input=json.dumps(manifest),
+    )  # fmt: skip
+
+
+async def test_switching_autoscaling_on_keeps_the_replicas_after_a_handover(
+    kube: Kube, ns: str, api: client.ApiClient
+) -> None:
+    """Server-side apply resets a field its only owner stops sending: the handover prevents it."""
+    for name, hand_over in (("handed-over", True), ("control", False)):
+        apply_as(kube, "jobqueue-operator", deployment(ns, name, 5))
+        autoscaled = deployment(ns, name, 0)
+        del autoscaled["spec"]["replicas"]  # what the reconcile applies once autoscaling is on
+        live = kube.kubectl_json("get", "deployment", name, "-n", ns, "--show-managed-fields")
+        assert replicas_handover_needed(autoscaled, live) is True
+        if hand_over:
+            await KubernetesScaleTarget(api, ns, name).adopt(5)
+        apply_as(kube, "jobqueue-operator", autoscaled)
+
+    assert kube.kubectl_json("get", "deployment", "handed-over", "-n", ns)["spec"]["replicas"] == 5
+    assert kube.kubectl_json("get", "deployment", "control", "-n", ns)["spec"]["replicas"] == 1
+    live = kube.kubectl_json("get", "deployment", "handed-over", "-n", ns, "--show-managed-fields")
+    assert replicas_handover_needed(autoscaled, live) is False
+
+
+@pytest.fixture
+async def queue(redis_client: aioredis.Redis, queue_name: str) -> AsyncIterator[Queue]:
+    q = Queue(redis_client, queue_name)
+    yield q
+    await q.purge()
+
+
+class Reports:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    async def report(self, status: ScalerStatus) -> None:
+        return None
+
+    async def event(self, type_: Any, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+
+
+async def test_scale_down_removes_the_idle_pod_and_keeps_the_busy_ones(
+    kube: Kube, ns: str, api: client.ApiClient, queue: Queue, redis_url: str, queue_name: str
+) -> None:
+    apply(kube, deployment(ns, "q-worker", 3))
+    names = wait_for("3 pods", lambda: [p["metadata"]["name"] for p in pods(kube, ns, "q-worker")]
+                     if len(pods(kube, ns, "q-worker")) == 3 else None)  # fmt: skip
+    busy, idle = sorted(names)[:2], sorted(names)[2]
+    # two workers with a job each (claimed through the protocol, not completed), one idle
+    from jobqueue import JobSpec
+
+    await queue.enqueue_many([JobSpec(type="t"), JobSpec(type="t")])
+    for pod in busy:
+        assert len(await queue.claim(pod, count=1)) == 1
+        await queue.heartbeat(pod, busy=True, in_flight=1, ttl=60)
+    await queue.heartbeat(idle, busy=False, in_flight=0, ttl=60)
+
+    spec = AutoscalingSpec(
+        target_jobs_per_worker=1, scale_down_stabilization_seconds=0, cooldown_seconds=0
+    )
+    source = RedisMetricsSource(redis_url, queue_name)
+    scaler = Scaler(
+        metrics=source,
+        target=KubernetesScaleTarget(api, ns, "q-worker"),
+        reporter=Reports(),
+        config=lambda: ScalerConfig(spec, 1),
+    )
+    try:
+        await scaler.evaluate()
+    finally:
+        await source.close()
+
+    assert kube.kubectl_json("get", "deployment", "q-worker", "-n", ns)["spec"]["replicas"] == 2
+    remaining = wait_for(
+        "the ReplicaSet to remove one pod",
+        lambda: sorted(p["metadata"]["name"] for p in pods(kube, ns, "q-worker"))
+        if len(pods(kube, ns, "q-worker")) == 2 else None,
+    )  # fmt: skip
+    assert remaining == busy
+    costs = {
+        p["metadata"]["name"]: p["metadata"]["annotations"][POD_DELETION_COST_ANNOTATION]
+        for p in pods(kube, ns, "q-worker")
+    }
+    assert all(int(c) > 0 for c in costs.values())
+
+
+TEST_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "scaledthings.scalertest.jobqueue.io"},
+    "spec": {
+        "group": "scalertest.jobqueue.io",
+        "scope": "Namespaced",
+        "names": {"plural": "scaledthings", "singular": "scaledthing", "kind": "ScaledThing"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def test_crd(kube: Kube) -> Iterator[None]:
+    """A throw-away kind with a status subresource (the reporter is kind-agnostic)."""
+    apply(kube, TEST_CRD)
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                 "crd/scaledthings.scalertest.jobqueue.io")  # fmt: skip
+    yield
+    kube.kubectl("delete", "crd", "scaledthings.scalertest.jobqueue.io", "--wait=false")
+
+
+async def test_reporter_merges_its_conditions_and_posts_events(
+    kube: Kube, ns: str, api: client.ApiClient, test_crd: None
+) -> None:
+    apply(kube, {"apiVersion": "scalertest.jobqueue.io/v1", "kind": "ScaledThing",
+                 "metadata": {"name": "t1", "namespace": ns}, "spec": {}})  # fmt: skip
+    theirs = {"type": "Ready", "status": "True", "reason": "Reconciled", "message": "ok",
+              "lastTransitionTime": "2026-01-01T00:00:00Z"}  # fmt: skip
+    kube.kubectl(
+        "patch", "scaledthing.scalertest.jobqueue.io", "t1", "-n", ns, "--subresource=status",
+        "--type=merge", "-p", json.dumps({"status": {"conditions": [theirs], "replicas": 7}}),
+    )  # fmt: skip
+    reporter = KubernetesReporter(
+        api, ns, "t1", group="scalertest.jobqueue.io", version="v1", plural="scaledthings",
+        kind="ScaledThing",
+    )  # fmt: skip
+    status = ScalerStatus(
+        queue=QueueSnapshot(ready=5, in_flight=2, delayed=1, dead=0),
+        desired_workers=3,
+        last_scale_time="2026-11-24T12:00:00Z",
+        conditions=(
+            Condition("Scaling", "True", "ScaledUp", "scaled up from 0 to 3"),
+            Condition("RedisReachable", "True", "Connected", "the queue is readable"),
+        ),
+    )
+    await reporter.report(status)
+    first = kube.kubectl_json("get", "scaledthing.scalertest.jobqueue.io", "t1", "-n", ns)
+    got = first["status"]
+    assert got["queue"] == {"ready": 5, "inFlight": 2, "delayed": 1, "dead": 0}
+    assert (got["desiredWorkers"], got["lastScaleTime"], got["replicas"]) == (
+        3, "2026-11-24T12:00:00Z", 7,
+    )  # fmt: skip
+    by_type = {c["type"]: c for c in got["conditions"]}
+    assert by_type["Ready"] == theirs  # someone else's condition is kept as it was
+    assert by_type["Scaling"]["reason"] == "ScaledUp"
+    transition = by_type["RedisReachable"]["lastTransitionTime"]
+
+    await reporter.report(
+        ScalerStatus(
+            queue=None,
+            desired_workers=3,
+            last_scale_time="2026-11-24T12:00:00Z",
+            conditions=(
+                Condition("Scaling", "False", "RedisUnreachable", "holding 3"),
+                Condition("RedisReachable", "False", "ConnectionFailed", "Connection refused"),
+            ),
+        )
+    )
+    got = kube.kubectl_json("get", "scaledthing.scalertest.jobqueue.io", "t1", "-n", ns)["status"]
+    by_type = {c["type"]: c for c in got["conditions"]}
+    assert by_type["RedisReachable"]["status"] == "False"
+    assert by_type["RedisReachable"]["message"] == "Connection refused"
+    assert by_type["Ready"] == theirs
+    assert got["queue"]["ready"] == 5  # unreadable queue: the last numbers stay
+    assert transition  # set on the first write
+
+    await reporter.event("Normal", "ScaledUp", "scaled up from 0 to 3; ready=5 inFlight=2")
+    events = kube.kubectl_json(
+        "get", "events", "-n", ns, "--field-selector", "involvedObject.name=t1"
+    )["items"]
+    assert [(e["type"], e["reason"], e["message"]) for e in events] == [
+        ("Normal", "ScaledUp", "scaled up from 0 to 3; ready=5 inFlight=2")
+    ]
+    assert events[0]["involvedObject"]["uid"] == first["metadata"]["uid"]
+    assert events[0]["involvedObject"]["kind"] == "ScaledThing"

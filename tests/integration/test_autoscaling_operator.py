@@ -1,0 +1,479 @@
+"""Autoscaling end to end: the operator process (kopf), the real control plane, real Redis.
+
+The control plane has no node, so worker pods stay Pending; what the autoscaler decides is the
+worker Deployment's ``spec.replicas``, which a watch records with a timestamp for every change.
+Jobs are enqueued, claimed and completed through the protocol (``jobqueue.Queue``) as the API and
+workers would. Latencies are logged (they are measured in bench/, not asserted here); lower
+bounds (nothing happens before the stabilization window / cooldown) are asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import redis.asyncio as aioredis
+from kubernetes import client, config, watch
+
+from jobqueue import JobSpec, Queue
+from tests.cluster.controlplane import Kube
+from tests.cluster.redis_server import RedisServer
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "jobqueue.io_jobqueues.yaml"
+WAIT = 60.0
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+async def await_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures: a namespace, the CRD, and the operator watching that namespace
+
+
+@pytest.fixture(scope="module")
+def ns(kube: Kube) -> Iterator[str]:
+    name = f"autoscale-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", name)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def operator(kube: Kube, ns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``python -m jobqueue_operator`` watching only ``ns``; its log file is yielded."""
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    wait_for(
+        "the CRD to be established",
+        lambda: kube.kubectl(
+            "get", "crd", "jobqueues.jobqueue.io", "-o",
+            'jsonpath={.status.conditions[?(@.type=="Established")].status}', check=False,
+        ).stdout == "True",
+    )  # fmt: skip
+    logfile = tmp_path_factory.mktemp("operator") / "operator.log"
+    env = {
+        **kube.env(),
+        "WATCH_NAMESPACES": ns,
+        "HEALTH_PORT": "0",
+        "METRICS_PORT": "0",
+        "LOG_LEVEL": "INFO",
+        "RESYNC_INTERVAL_SECONDS": "30",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    with logfile.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobqueue_operator"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        time.sleep(0.5)
+        if proc.poll() is not None:
+            pytest.fail(f"the operator exited: {logfile.read_text()[-4000:]}")
+        yield logfile
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.returncode not in (0, -15):
+            log.warning("operator log tail:\n%s", logfile.read_text()[-4000:])
+
+
+@pytest.fixture(scope="module")
+def apps(kube: Kube) -> Iterator[client.AppsV1Api]:
+    api_client = config.new_client_from_config(config_file=str(kube.kubeconfig))  # type: ignore[no-untyped-call]
+    yield client.AppsV1Api(api_client)
+    api_client.close()
+
+
+class Replicas:
+    """Every value the worker Deployment's spec.replicas takes, with a perf_counter time."""
+
+    def __init__(self, apps: client.AppsV1Api, ns: str, name: str) -> None:
+        self.values: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._watch = watch.Watch()  # type: ignore[no-untyped-call]
+        self._thread = threading.Thread(target=self._run, args=(apps, ns, name), daemon=True)
+        self._thread.start()
+
+    def _run(self, apps: client.AppsV1Api, ns: str, name: str) -> None:
+        while not self._stop.is_set():
+            try:
+                for event in self._watch.stream(  # type: ignore[no-untyped-call]
+                    apps.list_namespaced_deployment,
+                    ns,
+                    field_selector=f"metadata.name={name}",
+                    timeout_seconds=30,
+                ):
+                    replicas = event["object"].spec.replicas
+                    if not self.values or self.values[-1][1] != replicas:
+                        self.values.append((time.perf_counter(), int(replicas)))
+                    if self._stop.is_set():
+                        return
+            except Exception:  # a dropped watch: resume
+                time.sleep(0.1)
+
+    @property
+    def now(self) -> int | None:
+        return self.values[-1][1] if self.values else None
+
+    def seq(self) -> list[int]:
+        return [v for _, v in self.values]
+
+    def first_at_least(self, n: int, after: float = 0.0) -> float | None:
+        return next((t for t, v in self.values if v >= n and t >= after), None)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._watch.stop()  # type: ignore[no-untyped-call]
+
+
+class JQ:
+    """One JobQueue under test: its manifest, its queue, its recorded replicas."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        ns: str,
+        name: str,
+        redis_url: str,
+        redis: aioredis.Redis,
+        apps: client.AppsV1Api,
+        autoscaling: dict[str, Any],
+        worker: dict[str, Any] | None = None,
+    ) -> None:
+        self.kube, self.ns, self.name = kube, ns, name
+        self.queue = Queue(redis, f"{ns}/{name}")
+        manifest = {
+            "apiVersion": "jobqueue.io/v1alpha1",
+            "kind": "JobQueue",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "redis": {"url": redis_url},
+                "api": {"enabled": False},
+                "worker": {"concurrency": 5, **(worker or {})},
+                "autoscaling": autoscaling,
+            },
+        }
+        kube.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        self.replicas = Replicas(apps, ns, f"{name}-worker")
+
+    def get(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.kube.kubectl_json("get", "jobqueue", self.name, "-n", self.ns)
+        return result
+
+    def condition(self, ctype: str) -> dict[str, Any] | None:
+        for cond in self.get().get("status", {}).get("conditions", []):
+            if cond["type"] == ctype:
+                return dict(cond)
+        return None
+
+    def patch_spec(self, spec: dict[str, Any]) -> None:
+        self.kube.kubectl(
+            "patch",
+            "jobqueue",
+            self.name,
+            "-n",
+            self.ns,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": spec}),
+        )
+
+    def events(self, reason: str) -> list[str]:
+        items = self.kube.kubectl_json(
+            "get",
+            "events",
+            "-n",
+            self.ns,
+            "--field-selector",
+            f"involvedObject.name={self.name},reason={reason}",
+        )["items"]
+        return [str(e["message"]) for e in items]
+
+    async def enqueue(self, n: int) -> None:
+        await self.queue.enqueue_many([JobSpec(type="t", payload=i) for i in range(n)])
+
+    async def drain(self, worker: str = "drainer") -> None:
+        """Claim and complete every ready job, as a worker would."""
+        while claimed := await self.queue.claim(worker, count=100):
+            await self.queue.complete([(j.id, j.token, None) for j in claimed])
+
+    async def close(self) -> None:
+        self.replicas.stop()
+        await self.queue.purge()
+        self.kube.kubectl("delete", "jobqueue", self.name, "-n", self.ns, "--wait=false")
+
+
+@pytest.fixture
+async def make_jq(
+    kube: Kube,
+    ns: str,
+    operator: Path,
+    apps: client.AppsV1Api,
+    redis_url: str,
+    redis_client: aioredis.Redis,
+) -> AsyncIterator[Callable[..., JQ]]:
+    made: list[JQ] = []
+
+    def make(
+        autoscaling: dict[str, Any],
+        *,
+        url: str | None = None,
+        client_: aioredis.Redis | None = None,
+        **kw: Any,
+    ) -> JQ:
+        name = f"q{uuid.uuid4().hex[:6]}"
+        jq = JQ(kube, ns, name, url or redis_url, client_ or redis_client, apps, autoscaling, **kw)
+        made.append(jq)
+        return jq
+
+    yield make
+    for jq in made:
+        try:
+            await jq.close()
+        except Exception:  # a test that stopped its Redis: the keys went with it
+            jq.replicas.stop()
+
+
+FAST = {"pollIntervalSeconds": 300, "scaleDownStabilizationSeconds": 0, "cooldownSeconds": 0}
+
+
+# ---------------------------------------------------------------------------------------------
+# The tests
+
+
+async def test_an_enqueue_wakes_workers_from_zero_then_scales_in_one_step(
+    make_jq: Callable[..., JQ],
+) -> None:
+    """Poll interval 300 s: every reaction below comes from the enqueue notification."""
+    jq = make_jq({"maxReplicas": 10, "targetJobsPerWorker": 5, **FAST})
+    await await_for("the autoscaler to take the workers to 0", lambda: jq.replicas.now == 0)
+    await asyncio.sleep(0.5)
+
+    sent_one = time.perf_counter()
+    await jq.enqueue(1)
+    first = await await_for("a worker", lambda: jq.replicas.first_at_least(1, sent_one))
+    assert jq.replicas.now == 1
+
+    await asyncio.sleep(0.5)
+    sent_many = time.perf_counter()
+    await jq.enqueue(49)  # 50 jobs / 5 per worker
+    full = await await_for("10 workers", lambda: jq.replicas.first_at_least(10, sent_many))
+    assert jq.replicas.seq()[-3:] == [0, 1, 10]  # 1 -> 10 in one write, no steps between
+    log.warning(
+        "enqueue -> worker Deployment spec.replicas: 0->1 %.0f ms, 1->10 %.0f ms",
+        (first - sent_one) * 1000,
+        (full - sent_many) * 1000,
+    )
+
+    messages = await asyncio.to_thread(jq.events, "ScaledUp")
+    assert any("scaled up from 1 to 10" in m and "ready=50" in m for m in messages), messages
+    status = await await_for(
+        "status", lambda: jq.get()["status"].get("desiredWorkers") == 10 and jq.get()["status"]
+    )
+    assert status["queue"]["ready"] == 50
+    assert status["lastScaleTime"]
+    scaling = jq.condition("Scaling")
+    assert scaling is not None and scaling["status"] == "True"
+    redis = jq.condition("RedisReachable")
+    assert redis is not None and redis["status"] == "True"
+
+
+async def test_in_flight_jobs_hold_the_workers_up(make_jq: Callable[..., JQ]) -> None:
+    jq = make_jq({"maxReplicas": 10, "targetJobsPerWorker": 5, **FAST, "pollIntervalSeconds": 1})
+    await await_for("workers at 0", lambda: jq.replicas.now == 0)
+    await jq.enqueue(10)
+    await await_for("2 workers", lambda: jq.replicas.now == 2)
+    # two workers claim everything and keep it in flight (leases held, not completed)
+    claimed = [await jq.queue.claim(f"{jq.name}-worker-pod-{i}", count=5) for i in range(2)]
+    assert [len(c) for c in claimed] == [5, 5]
+    for i in range(2):
+        await jq.queue.heartbeat(f"{jq.name}-worker-pod-{i}", busy=True, in_flight=5, ttl=60)
+    assert (await jq.queue.stats()).ready == 0
+    await asyncio.sleep(4)  # four polls with an empty ready list, window and cooldown 0
+    assert jq.replicas.now == 2
+    assert jq.replicas.seq()[-2:] == [0, 2]
+    for i, jobs in enumerate(claimed):
+        await jq.queue.complete([(j.id, j.token, None) for j in jobs])
+        await jq.queue.heartbeat(f"{jq.name}-worker-pod-{i}", busy=False, in_flight=0, ttl=60)
+    await await_for("workers at 0 once the jobs are done", lambda: jq.replicas.now == 0)
+
+
+async def test_draining_waits_for_the_window_then_the_cooldown(make_jq: Callable[..., JQ]) -> None:
+    window, cooldown = 3, 6
+    jq = make_jq(
+        {
+            "maxReplicas": 10,
+            "targetJobsPerWorker": 5,
+            "pollIntervalSeconds": 1,
+            "scaleDownStabilizationSeconds": window,
+            "cooldownSeconds": cooldown,
+        }
+    )
+    await jq.enqueue(20)
+    await await_for("4 workers", lambda: jq.replicas.now == 4)
+    await asyncio.sleep(0.5)
+    drained = time.perf_counter()
+    await jq.drain()
+    one = await await_for(
+        "1 worker",
+        lambda: (
+            jq.replicas.first_at_least(0, drained)
+            and jq.replicas.now == 1
+            and jq.replicas.values[-1][0]
+        ),
+    )
+    zero = await await_for("0 workers", lambda: jq.replicas.now == 0 and jq.replicas.values[-1][0])
+    assert jq.replicas.seq()[-3:] == [4, 1, 0]
+    # never before the window (highest recommendation 4 until then) / the cooldown
+    assert one - drained >= window - 1  # the last "4" may be up to one poll before the drain
+    assert zero - drained >= cooldown - 1
+    log.warning(
+        "drained -> 1 worker after %.1f s (window %d s), -> 0 after %.1f s (cooldown %d s)",
+        one - drained,
+        window,
+        zero - drained,
+        cooldown,
+    )
+
+
+async def test_min_replicas_is_kept_after_draining(make_jq: Callable[..., JQ]) -> None:
+    jq = make_jq(
+        {
+            "minReplicas": 2,
+            "maxReplicas": 10,
+            "targetJobsPerWorker": 5,
+            **FAST,
+            "pollIntervalSeconds": 1,
+        }
+    )
+    await await_for("minReplicas", lambda: jq.replicas.now == 2)
+    await jq.enqueue(30)
+    await await_for("6 workers", lambda: jq.replicas.now == 6)
+    await jq.drain()
+    await await_for("back to minReplicas", lambda: jq.replicas.now == 2)
+    await asyncio.sleep(3)
+    assert jq.replicas.now == 2
+
+
+async def test_redis_down_holds_the_workers_and_says_so(
+    make_jq: Callable[..., JQ], tmp_path: Path
+) -> None:
+    server = RedisServer().start()
+    own = aioredis.Redis.from_url(server.url)
+    try:
+        jq = make_jq(
+            {"maxReplicas": 10, "targetJobsPerWorker": 5, **FAST, "pollIntervalSeconds": 1},
+            url=server.url,
+            client_=own,
+        )
+        await jq.enqueue(15)
+        await await_for("3 workers", lambda: jq.replicas.now == 3)
+        server.stop()
+        cond = await await_for(
+            "RedisReachable=False",
+            lambda: (c := jq.condition("RedisReachable")) and c["status"] == "False" and c,
+        )
+        assert "127.0.0.1" in cond["message"] or "refused" in cond["message"].lower(), cond
+        scaling = jq.condition("Scaling")
+        assert scaling is not None and scaling["reason"] == "RedisUnreachable"
+        await asyncio.sleep(4)  # window and cooldown are 0: an "empty" queue would scale to 0
+        assert jq.replicas.now == 3
+        warnings = await asyncio.to_thread(jq.events, "RedisUnreachable")
+        assert warnings, "one Warning event when the queue became unreadable"
+
+        server.start()
+        await await_for(
+            "RedisReachable=True",
+            lambda: (c := jq.condition("RedisReachable")) and c["status"] == "True",
+        )
+        await jq.enqueue(50)  # (the server lost its data: no persistence) 50 / 5 = 10
+        await await_for("10 workers after Redis came back", lambda: jq.replicas.now == 10)
+    finally:
+        await own.aclose()
+        server.cleanup()
+
+
+async def test_paused_holds_the_workers(make_jq: Callable[..., JQ]) -> None:
+    jq = make_jq({"maxReplicas": 10, "targetJobsPerWorker": 5, **FAST, "pollIntervalSeconds": 1})
+    await await_for("workers at 0", lambda: jq.replicas.now == 0)
+    jq.patch_spec({"autoscaling": {"paused": True}})
+    await await_for(
+        "Scaling reason Paused", lambda: (c := jq.condition("Scaling")) and c["reason"] == "Paused"
+    )
+    await jq.enqueue(20)
+    await asyncio.sleep(3)
+    assert jq.replicas.now == 0
+    jq.patch_spec({"autoscaling": {"paused": False}})
+    await await_for("4 workers once unpaused", lambda: jq.replicas.now == 4)
+
+
+async def test_scale_subresource_sets_the_workers_with_autoscaling_off(
+    make_jq: Callable[..., JQ], kube: Kube, ns: str
+) -> None:
+    jq = make_jq({"enabled": False}, worker={"replicas": 1})
+    await await_for("1 worker", lambda: jq.replicas.now == 1)
+    kube.kubectl("scale", f"jobqueue/{jq.name}", "-n", ns, "--replicas", "3")
+    assert jq.get()["spec"]["worker"]["replicas"] == 3
+    await await_for("3 workers", lambda: jq.replicas.now == 3)
+    await jq.enqueue(100)  # no autoscaler runs: the count stays what the user set
+    await asyncio.sleep(2)
+    assert jq.replicas.now == 3
+    path = f"/apis/jobqueue.io/v1alpha1/namespaces/{ns}/jobqueues/{jq.name}/scale"
+    scale = json.loads(kube.kubectl("get", "--raw", path).stdout)
+    assert scale["spec"]["replicas"] == 3
+
+
+async def test_switching_autoscaling_on_keeps_the_running_workers(
+    make_jq: Callable[..., JQ],
+) -> None:
+    """The reconcile stops applying spec.replicas when autoscaling goes on; server-side apply
+    would reset the field to 1 unless the autoscaler takes it over first."""
+    jq = make_jq({"enabled": False}, worker={"replicas": 4})
+    await await_for("4 workers", lambda: jq.replicas.now == 4)
+    jq.patch_spec({"autoscaling": {"enabled": True, "minReplicas": 4, **FAST}})
+    await await_for(
+        "the autoscaler to run",
+        lambda: (c := jq.condition("Scaling")) and c["status"] in ("True", "False"),
+    )
+    await asyncio.sleep(2)  # a resync or two more
+    assert min(jq.replicas.seq()) == 4, f"replicas went {jq.replicas.seq()}"

@@ -1,0 +1,110 @@
+"""The CRD at admission, on a real API server: bad JobQueues are refused with readable messages,
+immutable fields stay immutable, and the server's defaults are the spec model's defaults."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jobqueue_operator import constants as c
+from jobqueue_operator.crd import CRD_FILE
+from jobqueue_operator.spec import parse_spec
+
+from tests.cluster.controlplane import Kube
+from tests.unit.test_operator_spec import INVALID, Invalid
+
+pytestmark = pytest.mark.cluster
+
+
+def established(kube: Kube) -> bool:
+    crd = kube.kubectl_json("get", "crd", c.CRD_NAME)
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(x["type"] == "Established" and x["status"] == "True" for x in conditions)
+
+
+@pytest.fixture(scope="module")
+def crd(kube: Kube) -> None:
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    # `kubectl wait` right after creation can fail on a CRD without status yet: poll instead
+    deadline = time.monotonic() + 60
+    while not established(kube):
+        assert time.monotonic() < deadline, "the JobQueue CRD did not become Established"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def ns(kube: Kube, crd: None) -> Iterator[str]:
+    name = f"adm-{uuid.uuid4().hex[:8]}"  # not jqop-*: no operator acts here
+    kube.kubectl("create", "namespace", name)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def manifest(ns: str, name: str, spec: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            "apiVersion": c.API_VERSION,
+            "kind": c.KIND,
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        }
+    )
+
+
+def apply(kube: Kube, ns: str, name: str, spec: dict[str, Any], *extra: str) -> Any:
+    return kube.kubectl("apply", *extra, "-f", "-", input=manifest(ns, name, spec), check=False)
+
+
+@pytest.mark.parametrize("case", INVALID, ids=lambda case: case.id)
+def test_an_invalid_jobqueue_is_refused_with_a_readable_message(
+    kube: Kube, ns: str, case: Invalid
+) -> None:
+    result = apply(kube, ns, case.name, case.spec, "--dry-run=server")
+    assert result.returncode != 0, f"accepted: {result.stdout}"
+    assert case.message in result.stderr
+    assert "hunter22" not in result.stderr or "hunter22" in json.dumps(case.spec)
+
+
+def test_a_valid_jobqueue_passes_the_same_checks(kube: Kube, ns: str) -> None:
+    result = apply(
+        kube, ns, "ok", {"redis": {"url": "redis://127.0.0.1:6379/0"}}, "--dry-run=server"
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_servers_defaults_are_the_models_defaults(kube: Kube, ns: str) -> None:
+    minimal = {"redis": {"url": "redis://127.0.0.1:6379/0"}, "worker": {"image": "w:1"}}
+    assert apply(kube, ns, "defaults", minimal).returncode == 0
+    stored = kube.kubectl_json("get", "jq", "defaults", "-n", ns)["spec"]
+    model = parse_spec(minimal).model_dump(by_alias=True, exclude_none=True)
+
+    def drop_empty(value: Any) -> Any:
+        if isinstance(value, dict):
+            pruned = {k: drop_empty(v) for k, v in value.items()}
+            return {k: v for k, v in pruned.items() if v not in ({}, [])}
+        return value
+
+    assert stored == drop_empty(model)
+    assert parse_spec(stored) == parse_spec(minimal)
+
+
+def test_queue_name_cannot_change(kube: Kube, ns: str) -> None:
+    spec: dict[str, Any] = {"redis": {"url": "redis://127.0.0.1:6379/0"}, "queueName": "a"}
+    assert apply(kube, ns, "named", spec).returncode == 0
+    result = apply(kube, ns, "named", {**spec, "queueName": "b"})
+    assert result.returncode != 0
+    assert "queueName cannot be changed" in result.stderr
+    other = apply(kube, ns, "named", {**spec, "worker": {"concurrency": 2}})
+    assert other.returncode == 0, other.stderr  # other fields still change
+
+
+def test_managed_storage_cannot_change(kube: Kube, ns: str) -> None:
+    spec: dict[str, Any] = {"redis": {"managed": {"storage": "1Gi"}}}
+    assert apply(kube, ns, "managed", spec).returncode == 0
+    result = apply(kube, ns, "managed", {"redis": {"managed": {"storage": "2Gi"}}})
+    assert result.returncode != 0
+    assert "storage and storageClassName cannot be changed" in result.stderr

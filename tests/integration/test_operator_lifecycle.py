@@ -1,0 +1,733 @@
+"""The operator as a real process (`python -m jobqueue_operator`) against the real control plane
+(kube-apiserver + kube-controller-manager) and a real redis-server.
+
+There is no node, so pods stay Pending; but Deployments get ReplicaSets and the ReplicaSet and
+StatefulSet controllers create Pods, which is where Pod Security admission runs. Every test has
+its own namespace labelled ``pod-security.kubernetes.io/enforce: restricted``; the operator only
+watches ``jqop-*`` namespaces, so other tests' objects are none of its business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import redis.asyncio as aioredis
+from jobqueue_operator import constants as c
+from jobqueue_operator.crd import CRD_FILE
+
+from jobqueue import JobSpec, Queue
+from tests.cluster.controlplane import Kube
+from tests.cluster.redis_server import RedisServer
+
+pytestmark = pytest.mark.cluster
+
+T = TypeVar("T")
+WAIT = 60.0
+RESYNC = 3.0
+NS_PREFIX = "jqop-"
+CHILD_KINDS = "deploy,svc,secret,sts,pvc"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Operator:
+    proc: subprocess.Popen[bytes]
+    log: Path
+    metrics_port: int
+
+    def tail(self, chars: int = 6000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def reconciles(self, trigger: str) -> float:
+        """jobqueue_operator_reconciles_total{trigger=...,result="ok"} from /metrics."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        pattern = rf'jobqueue_operator_reconciles_total\{{result="ok",trigger="{trigger}"\}} (\S+)'
+        found = re.search(pattern, text)
+        return float(found.group(1)) if found else 0.0
+
+
+OPERATOR: Operator | None = None
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with the operator's log tail."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value
+        except Exception as exc:  # a probe may race with creation/deletion
+            last = exc
+        if time.monotonic() > deadline:
+            tail = OPERATOR.tail() if OPERATOR else ""
+            pytest.fail(
+                f"timed out after {timeout:.0f} s waiting for {what} (last error: {last!r})\n"
+                f"--- operator log tail ---\n{tail}"
+            )
+        time.sleep(0.2)
+
+
+def established(kube: Kube) -> bool:
+    crd = kube.kubectl_json("get", "crd", c.CRD_NAME)
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(x["type"] == "Established" and x["status"] == "True" for x in conditions)
+
+
+@pytest.fixture(scope="module")
+def crd(kube: Kube) -> None:
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    # `kubectl wait` right after creation can fail on a CRD without status yet: poll instead
+    deadline = time.monotonic() + 60
+    while not established(kube):
+        assert time.monotonic() < deadline, "the JobQueue CRD did not become Established"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def operator(kube: Kube, crd: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    global OPERATOR
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    health, metrics = free_port(), free_port()
+    env = kube.env() | {
+        "WATCH_NAMESPACES": f"{NS_PREFIX}*",
+        "RESYNC_INTERVAL_SECONDS": str(RESYNC),
+        "HEALTH_PORT": str(health),
+        "METRICS_PORT": str(metrics),
+        "LOG_LEVEL": "INFO",
+        "DEFAULT_API_IMAGE": "localhost/jobqueue-api:test",
+        "DEFAULT_WORKER_IMAGE": "localhost/jobqueue-worker:test",
+        "DEFAULT_REDIS_IMAGE": "localhost/redis:test",
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobqueue_operator"], env=env, stdout=out, stderr=out
+        )
+    OPERATOR = Operator(proc, log, metrics)
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"the operator exited with {proc.returncode}:\n{OPERATOR.tail()}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=2) as r:
+            return bool(r.status == 200)
+
+    try:
+        wait_for("the operator's /healthz", healthy)
+        yield OPERATOR
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        OPERATOR = None
+    secrets_in_log = [s for s in ("hunter22", "tok-s3cret") if s in log.read_text()]
+    assert not secrets_in_log, f"secret values in the operator log: {secrets_in_log}"
+
+
+@pytest.fixture
+def ns(kube: Kube, operator: Operator) -> Iterator[str]:
+    name = f"{NS_PREFIX}{uuid.uuid4().hex[:8]}"
+    kube.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        "pod-security.kubernetes.io/enforce": "restricted",
+                        "pod-security.kubernetes.io/enforce-version": "latest",
+                    },
+                },
+            }
+        ),
+    )
+    yield name
+    # delete the JobQueues while the operator runs (its finalizer), then the namespace
+    kube.kubectl("delete", "jq", "--all", "-n", name, "--wait=true", "--timeout=60s", check=False)
+    kube.kubectl("delete", "namespace", name, "--wait=false")
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def apply(kube: Kube, *manifests: dict[str, Any]) -> None:
+    kube.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests)}),
+    )
+
+
+def get(kube: Kube, kind: str, ns: str, name: str) -> dict[str, Any] | None:
+    out = kube.kubectl("get", kind, name, "-n", ns, "-o", "json", "--ignore-not-found").stdout
+    return json.loads(out) if out.strip() else None
+
+
+def must_get(kube: Kube, kind: str, ns: str, name: str) -> dict[str, Any]:
+    return wait_for(f"{kind} {ns}/{name}", lambda: get(kube, kind, ns, name))
+
+
+def secret(ns: str, name: str, **data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "type": "Opaque",
+        "stringData": data,
+    }
+
+
+def jobqueue(ns: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": c.KIND,
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+
+
+def decode(obj: dict[str, Any], key: str) -> str:
+    return base64.b64decode(obj["data"][key]).decode()
+
+
+def condition(jq: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:
+    for cond in ((jq or {}).get("status") or {}).get("conditions") or []:
+        if cond["type"] == ctype:
+            return dict(cond)
+    return None
+
+
+def container(workload: dict[str, Any]) -> dict[str, Any]:
+    return dict(workload["spec"]["template"]["spec"]["containers"][0])
+
+
+def env_value(workload: dict[str, Any], name: str) -> str | None:
+    for item in container(workload).get("env", []):
+        if item["name"] == name:
+            return item.get("value")
+    return None
+
+
+def checksum(workload: dict[str, Any]) -> str:
+    return str(
+        workload["spec"]["template"]["metadata"]["annotations"][c.ANNOTATION_SECRET_CHECKSUM]
+    )
+
+
+def labelled(kube: Kube, ns: str, name: str, kinds: str = CHILD_KINDS) -> list[str]:
+    out = kube.kubectl(
+        "get", kinds, "-n", ns, "-l", f"{c.LABEL_INSTANCE}={name}", "-o", "name"
+    ).stdout
+    return out.split()
+
+
+def children_ready(kube: Kube, ns: str, name: str, *, api: bool = True) -> bool:
+    wanted = {f"deployment.apps/{name}-worker", f"secret/{name}-worker"}
+    if api:
+        wanted |= {f"deployment.apps/{name}-api", f"service/{name}-api", f"secret/{name}-api"}
+    return wanted <= set(labelled(kube, ns, name, "deploy,svc,secret"))
+
+
+def observed(kube: Kube, ns: str, name: str) -> dict[str, Any] | None:
+    """The JobQueue once its status describes its current generation."""
+    jq = get(kube, "jq", ns, name)
+    if jq and (jq.get("status") or {}).get("observedGeneration") == jq["metadata"]["generation"]:
+        return jq
+    return None
+
+
+def events_json(kube: Kube, ns: str) -> str:
+    return str(kube.kubectl("get", "events", "-n", ns, "-o", "json").stdout)
+
+
+def url_for(redis: RedisServer, db: int = 0) -> str:
+    return f"redis://127.0.0.1:{redis.port}/{db}"
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+def test_apply_creates_every_child_owned_by_the_jobqueue_with_its_own_secret_copy(
+    kube: Kube, ns: str, redis_server: RedisServer
+) -> None:
+    url = url_for(redis_server)
+    apply(
+        kube,
+        secret(ns, "creds", url=url),
+        secret(ns, "token", token="tok-s3cret"),
+        jobqueue(
+            ns,
+            "emails",
+            {
+                "redis": {"urlFrom": {"secretKeyRef": {"name": "creds", "key": "url"}}},
+                "api": {"authTokenSecretRef": {"name": "token", "key": "token"}},
+                "autoscaling": {"enabled": False},
+            },
+        ),
+    )
+    wait_for("the children", lambda: children_ready(kube, ns, "emails"))
+    jq = must_get(kube, "jq", ns, "emails")
+    uid = jq["metadata"]["uid"]
+    for kind, name in [
+        ("deploy", "emails-api"),
+        ("deploy", "emails-worker"),
+        ("svc", "emails-api"),
+        ("secret", "emails-api"),
+        ("secret", "emails-worker"),
+    ]:
+        obj = must_get(kube, kind, ns, name)
+        refs = obj["metadata"]["ownerReferences"]
+        assert refs == [
+            {
+                "apiVersion": "jobqueue.io/v1alpha1",
+                "kind": "JobQueue",
+                "name": "emails",
+                "uid": uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ], (kind, name)
+    api_secret = must_get(kube, "secret", ns, "emails-api")
+    worker_secret = must_get(kube, "secret", ns, "emails-worker")
+    assert decode(api_secret, "REDIS_URL") == url and decode(worker_secret, "REDIS_URL") == url
+    assert decode(api_secret, "API_TOKEN") == "tok-s3cret"
+    assert "API_TOKEN" not in worker_secret["data"]
+    worker = must_get(kube, "deploy", ns, "emails-worker")
+    api = must_get(kube, "deploy", ns, "emails-api")
+    assert env_value(worker, "QUEUE_NAME") == env_value(api, "QUEUE_NAME") == f"{ns}/emails"
+    # the source Secrets are untouched: not owned, not labelled
+    source = must_get(kube, "secret", ns, "creds")
+    assert "ownerReferences" not in source["metadata"]
+    jq = wait_for("a current status", lambda: observed(kube, ns, "emails"))
+    assert jq["status"]["queueName"] == f"{ns}/emails"
+    degraded = wait_for(
+        "Degraded=False", lambda: condition(observed(kube, ns, "emails"), "Degraded")
+    )
+    assert degraded["status"] == "False"
+    reachable = wait_for(
+        "RedisReachable", lambda: condition(get(kube, "jq", ns, "emails"), "RedisReachable")
+    )
+    assert reachable["status"] == "True"
+    assert "tok-s3cret" not in json.dumps(jq["status"]) and url not in json.dumps(jq["status"])
+    events = wait_for(
+        "an Applied event", lambda: (e := events_json(kube, ns)) and "Applied" in e and e
+    )
+    assert "tok-s3cret" not in events
+
+
+def test_spec_changes_reach_the_children(kube: Kube, ns: str, redis_server: RedisServer) -> None:
+    apply(
+        kube,
+        jobqueue(
+            ns, "q", {"redis": {"url": url_for(redis_server)}, "autoscaling": {"enabled": False}}
+        ),
+    )
+    wait_for("the children", lambda: children_ready(kube, ns, "q"))
+    kube.kubectl(
+        "patch",
+        "jq",
+        "q",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps(
+            {
+                "spec": {
+                    "api": {"replicas": 2, "image": "reg/api:2"},
+                    "worker": {
+                        "image": "reg/worker:2",
+                        "concurrency": 3,
+                        "replicas": 4,
+                        "resources": {"limits": {"memory": "300Mi"}, "requests": {"cpu": "50m"}},
+                    },
+                }
+            }
+        ),
+    )
+
+    def worker_updated() -> dict[str, Any] | None:
+        worker = get(kube, "deploy", ns, "q-worker")
+        if worker and container(worker)["image"] == "reg/worker:2":
+            return worker
+        return None
+
+    worker = wait_for("the new worker spec", worker_updated)
+    assert worker["spec"]["replicas"] == 4
+    assert env_value(worker, "WORKER_CONCURRENCY") == "3"
+    assert container(worker)["resources"] == {
+        "limits": {"memory": "300Mi"},
+        "requests": {"cpu": "50m"},
+    }
+    api = wait_for(
+        "the new API spec",
+        lambda: (d := get(kube, "deploy", ns, "q-api")) and d["spec"]["replicas"] == 2 and d,
+    )
+    assert container(api)["image"] == "reg/api:2"
+    # the scale subresource of the JobQueue drives the worker replicas
+    kube.kubectl("scale", "jq", "q", "-n", ns, "--replicas", "1")
+    wait_for(
+        "worker replicas from `kubectl scale jq`",
+        lambda: (d := get(kube, "deploy", ns, "q-worker")) and d["spec"]["replicas"] == 1,
+    )
+    # disabling the API prunes its Deployment, Service and Secret
+    kube.kubectl(
+        "patch", "jq", "q", "-n", ns, "--type", "merge", "-p", '{"spec":{"api":{"enabled":false}}}'
+    )
+    wait_for(
+        "the API children pruned",
+        lambda: (
+            set(labelled(kube, ns, "q", "deploy,svc,secret"))
+            == {"deployment.apps/q-worker", "secret/q-worker"}
+        ),
+    )
+
+
+def test_a_deleted_or_hand_edited_child_comes_back(
+    kube: Kube, ns: str, redis_server: RedisServer
+) -> None:
+    apply(
+        kube,
+        jobqueue(
+            ns, "q", {"redis": {"url": url_for(redis_server)}, "autoscaling": {"enabled": False}}
+        ),
+    )
+    wait_for("the children", lambda: children_ready(kube, ns, "q"))
+    for kind, name in [("deploy", "q-worker"), ("secret", "q-api"), ("svc", "q-api")]:
+        old = must_get(kube, kind, ns, name)["metadata"]["uid"]
+        kube.kubectl("delete", kind, name, "-n", ns, "--wait=true")
+        wait_for(
+            f"{kind} {name} back",
+            lambda kind=kind, name=name, old=old: (
+                (o := get(kube, kind, ns, name)) and o["metadata"]["uid"] != old
+            ),
+        )
+    image = container(must_get(kube, "deploy", ns, "q-worker"))["image"]
+    kube.kubectl(
+        "patch",
+        "deploy",
+        "q-worker",
+        "-n",
+        ns,
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"evil:1"}]',
+    )
+    wait_for(
+        "the hand-edited image reverted",
+        lambda: container(must_get(kube, "deploy", ns, "q-worker"))["image"] == image,
+    )
+    kube.kubectl(
+        "patch",
+        "secret",
+        "q-worker",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        '{"stringData":{"REDIS_URL":"redis://evil:6379/0"}}',
+    )
+    wait_for(
+        "the hand-edited Secret copy restored",
+        lambda: (
+            decode(must_get(kube, "secret", ns, "q-worker"), "REDIS_URL") == url_for(redis_server)
+        ),
+    )
+
+
+def test_rotating_the_source_secret_updates_both_copies_and_both_checksums(
+    kube: Kube, ns: str, redis_server: RedisServer
+) -> None:
+    apply(
+        kube,
+        secret(ns, "creds", url=url_for(redis_server, 0)),
+        jobqueue(
+            ns, "q", {"redis": {"urlFrom": {"secretKeyRef": {"name": "creds", "key": "url"}}}}
+        ),
+    )
+    wait_for("the children", lambda: children_ready(kube, ns, "q"))
+    before = {n: checksum(must_get(kube, "deploy", ns, n)) for n in ("q-api", "q-worker")}
+    apply(kube, secret(ns, "creds", url=url_for(redis_server, 1)))
+    new_url = url_for(redis_server, 1)
+    for name in ("q-api", "q-worker"):
+        wait_for(
+            f"Secret {name} rotated",
+            lambda name=name: decode(must_get(kube, "secret", ns, name), "REDIS_URL") == new_url,
+        )
+        wait_for(
+            f"Deployment {name} checksum changed",
+            lambda name=name: checksum(must_get(kube, "deploy", ns, name)) != before[name],
+        )
+        # the rollout: a second ReplicaSet for the new pod template
+        wait_for(
+            f"a new ReplicaSet for {name}",
+            lambda name=name: (
+                len(
+                    [
+                        rs
+                        for rs in kube.kubectl_json("get", "rs", "-n", ns)["items"]
+                        if rs["metadata"]["ownerReferences"][0]["name"] == name
+                    ]
+                )
+                == 2
+            ),
+        )
+
+
+def test_a_missing_source_secret_is_degraded_with_a_clear_message_then_recovers(
+    kube: Kube, ns: str, redis_server: RedisServer
+) -> None:
+    apply(
+        kube,
+        jobqueue(
+            ns, "q", {"redis": {"urlFrom": {"secretKeyRef": {"name": "creds", "key": "url"}}}}
+        ),
+    )
+
+    def degraded(reason: str) -> dict[str, Any] | None:
+        cond = condition(get(kube, "jq", ns, "q"), "Degraded")
+        return cond if cond and cond["status"] == "True" and cond["reason"] == reason else None
+
+    cond = wait_for("Degraded=True", lambda: degraded("SourceSecretMissing"))
+    assert cond["message"] == f"Secret {ns}/creds (spec.redis.urlFrom.secretKeyRef) not found"
+    ready = condition(get(kube, "jq", ns, "q"), "Ready")
+    assert ready is not None and ready["status"] == "False"
+    assert labelled(kube, ns, "q") == []  # nothing is built without the URL
+
+    apply(kube, secret(ns, "creds", other="x"))  # the Secret appears, but without the key
+    wait_for(
+        "a message naming the missing key",
+        lambda: (
+            (d := degraded("SourceSecretMissing")) and "has no non-empty key 'url'" in d["message"]
+        ),
+    )
+    apply(kube, secret(ns, "creds", url=url_for(redis_server)))
+    wait_for("the children", lambda: children_ready(kube, ns, "q"))
+    wait_for(
+        "Degraded=False",
+        lambda: (d := condition(get(kube, "jq", ns, "q"), "Degraded")) and d["status"] == "False",
+    )
+    events = kube.kubectl_json("get", "events", "-n", ns)["items"]
+    warnings = [
+        e for e in events if e["type"] == "Warning" and e["reason"] == "SourceSecretMissing"
+    ]
+    assert warnings and url_for(redis_server) not in json.dumps(events)
+
+
+def test_an_idle_operator_writes_nothing(
+    kube: Kube, ns: str, operator: Operator, redis_server: RedisServer
+) -> None:
+    apply(
+        kube,
+        jobqueue(
+            ns, "q", {"redis": {"url": url_for(redis_server)}, "autoscaling": {"enabled": False}}
+        ),
+    )
+    wait_for("the children", lambda: children_ready(kube, ns, "q"))
+    wait_for("Ready reported", lambda: condition(observed(kube, ns, "q"), "Ready"))
+
+    def versions() -> dict[str, str]:
+        items = kube.kubectl_json("get", f"jq,{CHILD_KINDS}", "-n", ns)["items"]
+        return {
+            f"{i['kind']}/{i['metadata']['name']}": i["metadata"]["resourceVersion"] for i in items
+        }
+
+    def settled() -> dict[str, str] | None:
+        # two reads a resync apart agree (Deployment controllers finish their status writes)
+        first = versions()
+        time.sleep(RESYNC)
+        return first if versions() == first else None
+
+    before = wait_for("a settled state", settled)
+    timer_runs = operator.reconciles("timer")
+    # three more resyncs: each reconciles every JobQueue and must change nothing
+    wait_for(
+        "three more resync reconciles",
+        lambda: operator.reconciles("timer") >= timer_runs + 3,
+        timeout=RESYNC * 10,
+    )
+    assert versions() == before
+
+
+def test_delete_removes_every_child_and_keeps_the_redis_keys(
+    kube: Kube, ns: str, redis_server: RedisServer
+) -> None:
+    apply(
+        kube,
+        secret(ns, "creds", url=url_for(redis_server)),
+        jobqueue(
+            ns, "q", {"redis": {"urlFrom": {"secretKeyRef": {"name": "creds", "key": "url"}}}}
+        ),
+    )
+    wait_for("the children", lambda: children_ready(kube, ns, "q"))
+    keys = asyncio.run(enqueue_and_count(redis_server, f"{ns}/q"))
+    assert keys > 0
+    kube.kubectl("delete", "jq", "q", "-n", ns, "--wait=true", "--timeout=60s")
+    wait_for("nothing labelled left", lambda: labelled(kube, ns, "q") == [])
+    assert get(kube, "secret", ns, "creds") is not None  # the source Secret stays
+    assert asyncio.run(count_keys(redis_server, f"{ns}/q")) == keys
+
+
+def test_delete_with_purge_deletes_the_redis_keys(
+    kube: Kube, ns: str, redis_server: RedisServer
+) -> None:
+    apply(
+        kube,
+        jobqueue(ns, "q", {"redis": {"url": url_for(redis_server)}, "deletionPolicy": "Purge"}),
+    )
+    wait_for("the children", lambda: children_ready(kube, ns, "q"))
+    assert asyncio.run(enqueue_and_count(redis_server, f"{ns}/q")) > 0
+    other = asyncio.run(enqueue_and_count(redis_server, f"{ns}/other"))
+    kube.kubectl("delete", "jq", "q", "-n", ns, "--wait=true", "--timeout=60s")
+    wait_for("nothing labelled left", lambda: labelled(kube, ns, "q") == [])
+    assert asyncio.run(count_keys(redis_server, f"{ns}/q")) == 0
+    assert asyncio.run(count_keys(redis_server, f"{ns}/other")) == other  # only its own queue
+
+
+async def enqueue_and_count(redis_server: RedisServer, queue: str) -> int:
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await Queue(client, queue).enqueue(JobSpec(type="t", payload={"n": 1}))
+        return len(await client.keys(f"jq:{{{queue}}}:*"))
+    finally:
+        await client.aclose()
+
+
+async def count_keys(redis_server: RedisServer, queue: str) -> int:
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        return len(await client.keys(f"jq:{{{queue}}}:*"))
+    finally:
+        await client.aclose()
+
+
+def pods_of(kube: Kube, ns: str, name: str) -> dict[str, int]:
+    items = kube.kubectl_json("get", "pods", "-n", ns, "-l", f"{c.LABEL_INSTANCE}={name}")["items"]
+    counts: dict[str, int] = {}
+    for pod in items:
+        component = pod["metadata"]["labels"][c.LABEL_COMPONENT]
+        counts[component] = counts.get(component, 0) + 1
+    return counts
+
+
+def test_a_restricted_namespace_admits_every_pod_the_operator_creates(kube: Kube, ns: str) -> None:
+    labels = kube.kubectl_json("get", "namespace", ns)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    apply(kube, jobqueue(ns, "q", {"redis": {"managed": {}}, "autoscaling": {"enabled": False}}))
+    wait_for(
+        "a pod for the API, the workers and Redis",
+        lambda: pods_of(kube, ns, "q") == {"api": 1, "worker": 1, "redis": 1},
+    )
+    events = kube.kubectl_json("get", "events", "-n", ns)["items"]
+    refused = [e["message"] for e in events if "violates PodSecurity" in e.get("message", "")]
+    assert refused == []
+
+
+def test_a_managed_redis_gets_a_statefulset_and_a_password_every_copy_agrees_on(
+    kube: Kube, ns: str
+) -> None:
+    apply(
+        kube,
+        jobqueue(ns, "q", {"redis": {"managed": {"storage": "1Gi"}}, "deletionPolicy": "Purge"}),
+    )
+    wait_for("the children", lambda: children_ready(kube, ns, "q"))
+    sts = must_get(kube, "sts", ns, "q-redis")
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    must_get(kube, "svc", ns, "q-redis")
+    password = decode(must_get(kube, "secret", ns, "q-redis"), "password")
+    expected = f"redis://:{password}@q-redis.{ns}.svc:6379/0"
+    assert decode(must_get(kube, "secret", ns, "q-worker"), "REDIS_URL") == expected
+    assert decode(must_get(kube, "secret", ns, "q-api"), "REDIS_URL") == expected
+    conf = decode(must_get(kube, "secret", ns, "q-redis"), "redis.conf")
+    assert "appendonly yes" in conf and "maxmemory-policy noeviction" in conf
+    wait_for("the PVC", lambda: [p for p in labelled(kube, ns, "q", "pvc")])
+    # the password is generated once: a later reconcile keeps it
+    kube.kubectl("annotate", "jq", "q", "-n", ns, "touch=1")
+    kube.kubectl(
+        "patch",
+        "jq",
+        "q",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        '{"spec":{"worker":{"concurrency":2}}}',
+    )
+    wait_for(
+        "the spec change applied",
+        lambda: env_value(must_get(kube, "deploy", ns, "q-worker"), "WORKER_CONCURRENCY") == "2",
+    )
+    assert decode(must_get(kube, "secret", ns, "q-redis"), "password") == password
+    kube.kubectl("delete", "jq", "q", "-n", ns, "--wait=true", "--timeout=60s")
+    wait_for("nothing labelled left, volume included", lambda: labelled(kube, ns, "q") == [])
+
+
+def test_a_managed_redis_volume_is_kept_on_delete_with_retain(kube: Kube, ns: str) -> None:
+    apply(kube, jobqueue(ns, "q", {"redis": {"managed": {}}}))
+    wait_for("the PVC", lambda: labelled(kube, ns, "q", "pvc"))
+    kube.kubectl("delete", "jq", "q", "-n", ns, "--wait=true", "--timeout=60s")
+    wait_for(
+        "only the volume left", lambda: labelled(kube, ns, "q") == labelled(kube, ns, "q", "pvc")
+    )
+    assert labelled(kube, ns, "q", "pvc")
+
+
+def test_with_autoscaling_the_worker_replicas_belong_to_the_autoscaler(
+    kube: Kube, ns: str, redis_server: RedisServer
+) -> None:
+    apply(
+        kube,
+        jobqueue(
+            ns, "q", {"redis": {"url": url_for(redis_server)}, "autoscaling": {"minReplicas": 2}}
+        ),
+    )
+    wait_for("the children", lambda: children_ready(kube, ns, "q"))
+    wait_for(
+        "the autoscaler's minReplicas",
+        lambda: (d := get(kube, "deploy", ns, "q-worker")) and d["spec"]["replicas"] == 2 and d,
+    )
+    fields = kube.kubectl_json("get", "deploy", "q-worker", "-n", ns, "--show-managed-fields")
+    ours = [m for m in fields["metadata"]["managedFields"] if m["manager"] == c.FIELD_MANAGER]
+    assert ours and all(
+        "f:replicas" not in json.dumps(m["fieldsV1"].get("f:spec", {})) for m in ours
+    )
+    runs = OPERATOR.reconciles("timer") if OPERATOR else 0.0
+    wait_for(
+        "two resyncs",
+        lambda: OPERATOR and OPERATOR.reconciles("timer") >= runs + 2,
+        timeout=RESYNC * 10,
+    )
+    assert must_get(kube, "deploy", ns, "q-worker")["spec"]["replicas"] == 2  # not fought over

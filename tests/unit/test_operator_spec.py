@@ -1,0 +1,277 @@
+"""The JobQueue spec model: defaults, camelCase, refusals with the same words as the CRD's CEL.
+
+``INVALID`` is shared with tests/integration/test_operator_admission.py, which sends the same
+specs to a real API server: each is refused there (by the CRD's schema and CEL rules) and, when
+``model`` is set, here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from jobqueue_operator.spec import (
+    MSG_DRAIN_BEFORE_GRACE,
+    MSG_ENV_RESERVED,
+    MSG_ENV_SOURCE_ONE,
+    MSG_ENV_VALUE_XOR,
+    MSG_ONE_REDIS_SOURCE,
+    MSG_URL_CREDENTIALS,
+    MSG_URL_SCHEME,
+    JobQueueSpec,
+    SpecError,
+    parse_spec,
+)
+from pydantic import ValidationError
+
+URL = "redis://127.0.0.1:6379/0"
+BASE: dict[str, Any] = {"redis": {"url": URL}}
+
+
+def spec_with(**blocks: Any) -> dict[str, Any]:
+    return {**BASE, **blocks}
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A JobQueue the API server must refuse, and the words it must use."""
+
+    id: str
+    spec: dict[str, Any]
+    message: str  # a fragment of the API server's error
+    name: str = "q"
+    model: bool = True  # the spec model refuses it as well (not: metadata-only rules)
+    model_message: str | None = field(default=None)  # a fragment of the model's error
+
+
+INVALID: tuple[Invalid, ...] = (
+    Invalid(
+        "no-redis-source", {"redis": {}}, MSG_ONE_REDIS_SOURCE, model_message=MSG_ONE_REDIS_SOURCE
+    ),
+    Invalid(
+        "two-redis-sources",
+        {"redis": {"url": URL, "managed": {}}},
+        MSG_ONE_REDIS_SOURCE,
+        model_message=MSG_ONE_REDIS_SOURCE,
+    ),
+    Invalid(
+        "url-scheme",
+        {"redis": {"url": "http://127.0.0.1:6379/0"}},
+        MSG_URL_SCHEME,
+        model_message=MSG_URL_SCHEME,
+    ),
+    Invalid(
+        "url-with-password",
+        {"redis": {"url": "redis://:hunter22@127.0.0.1:6379/0"}},
+        MSG_URL_CREDENTIALS,
+        model_message=MSG_URL_CREDENTIALS,
+    ),
+    Invalid(
+        "url-with-password-query",
+        {"redis": {"url": "redis://127.0.0.1:6379/0?password=hunter22"}},
+        MSG_URL_CREDENTIALS,
+        model_message=MSG_URL_CREDENTIALS,
+    ),
+    Invalid(
+        "url-from-without-key",
+        {"redis": {"urlFrom": {"secretKeyRef": {"name": "creds"}}}},
+        "spec.redis.urlFrom.secretKeyRef.key: Required value",
+    ),
+    Invalid(
+        "min-above-max",
+        spec_with(autoscaling={"minReplicas": 5, "maxReplicas": 2}),
+        "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas",
+        model_message="must not be greater than autoscaling.maxReplicas",
+    ),
+    Invalid(
+        "max-replicas-zero",
+        spec_with(autoscaling={"maxReplicas": 0}),
+        "spec.autoscaling.maxReplicas: Invalid value: 0: spec.autoscaling.maxReplicas in body "
+        "should be greater than or equal to 1",
+    ),
+    Invalid(
+        "poll-interval-too-long",
+        spec_with(autoscaling={"pollIntervalSeconds": 301}),
+        "should be less than or equal to 300",
+    ),
+    Invalid(
+        "drain-not-below-grace",
+        spec_with(worker={"drainTimeoutSeconds": 30, "terminationGracePeriodSeconds": 30}),
+        MSG_DRAIN_BEFORE_GRACE,
+        model_message=MSG_DRAIN_BEFORE_GRACE,
+    ),
+    Invalid(
+        "drain-above-default-grace",
+        spec_with(worker={"drainTimeoutSeconds": 40}),
+        MSG_DRAIN_BEFORE_GRACE,
+        model_message=MSG_DRAIN_BEFORE_GRACE,
+    ),
+    Invalid(
+        "concurrency-zero",
+        spec_with(worker={"concurrency": 0}),
+        "spec.worker.concurrency in body should be greater than or equal to 1",
+    ),
+    Invalid(
+        "negative-replicas",
+        spec_with(api={"replicas": -1}),
+        "spec.api.replicas in body should be greater than or equal to 0",
+    ),
+    Invalid(
+        "service-type",
+        spec_with(api={"serviceType": "External"}),
+        'spec.api.serviceType: Unsupported value: "External"',
+    ),
+    Invalid(
+        "deletion-policy",
+        spec_with(deletionPolicy="Delete"),
+        'spec.deletionPolicy: Unsupported value: "Delete"',
+    ),
+    Invalid(
+        "reserved-env",
+        spec_with(worker={"env": [{"name": "REDIS_URL", "value": "redis://elsewhere:6379"}]}),
+        MSG_ENV_RESERVED,
+        model_message=MSG_ENV_RESERVED,
+    ),
+    Invalid(
+        "env-value-and-value-from",
+        spec_with(
+            api={
+                "env": [
+                    {
+                        "name": "X",
+                        "value": "1",
+                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                    }
+                ]
+            }
+        ),
+        MSG_ENV_VALUE_XOR,
+        model_message=MSG_ENV_VALUE_XOR,
+    ),
+    Invalid(
+        "env-value-from-empty",
+        spec_with(worker={"env": [{"name": "X", "valueFrom": {}}]}),
+        MSG_ENV_SOURCE_ONE,
+        model_message=MSG_ENV_SOURCE_ONE,
+    ),
+    Invalid(
+        "quantity",
+        spec_with(worker={"resources": {"limits": {"memory": "lots"}}}),
+        "spec.worker.resources.limits.memory",
+    ),
+    Invalid(
+        "queue-name",
+        spec_with(queueName="a{b}"),
+        "spec.queueName in body should match",
+    ),
+    Invalid(
+        "unknown-field",
+        spec_with(worker={"replica": 2}),
+        'unknown field "spec.worker.replica"',
+    ),
+    Invalid(
+        "managed-storage",
+        {"redis": {"managed": {"storage": "big"}}},
+        "spec.redis.managed.storage in body should match",
+    ),
+    Invalid(
+        "name-not-a-dns-label",
+        BASE,
+        "metadata.name must be a DNS-1035 label",
+        name="queue.v2",
+        model=False,
+    ),
+    Invalid(
+        "name-too-long",
+        BASE,
+        "metadata.name must be at most 40 characters",
+        name="q" * 41,
+        model=False,
+    ),
+)
+
+
+def test_a_minimal_spec_gets_every_default() -> None:
+    spec = parse_spec(BASE)
+    assert spec.redis.url == URL
+    assert spec.queue_name is None
+    assert spec.api.enabled and spec.api.replicas == 1 and spec.api.port == 80
+    assert spec.api.service_type == "ClusterIP"
+    assert spec.worker.concurrency == 8 and spec.worker.replicas == 1
+    assert spec.worker.job_timeout_seconds == 300
+    assert spec.worker.drain_timeout_seconds < spec.worker.termination_grace_period_seconds
+    assert spec.autoscaling.enabled and spec.autoscaling.min_replicas == 0
+    assert spec.autoscaling.max_replicas == 10
+    assert spec.deletion_policy == "Retain"
+
+
+def test_fields_are_camel_case_on_the_wire() -> None:
+    raw = {
+        "redis": {"urlFrom": {"secretKeyRef": {"name": "creds", "key": "url"}}},
+        "queueName": "emails",
+        "api": {"serviceType": "NodePort", "authTokenSecretRef": {"name": "tok", "key": "t"}},
+        "worker": {"jobTimeoutSeconds": 0, "terminationGracePeriodSeconds": 90},
+        "autoscaling": {"targetJobsPerWorker": 3, "scaleDownStabilizationSeconds": 0},
+        "deletionPolicy": "Purge",
+    }
+    spec = parse_spec(raw)
+    assert spec.redis.url_from is not None
+    assert spec.redis.url_from.secret_key_ref.key == "url"
+    assert spec.api.auth_token_secret_ref is not None
+    assert spec.worker.termination_grace_period_seconds == 90
+    assert spec.autoscaling.target_jobs_per_worker == 3
+    dumped = spec.model_dump(by_alias=True, exclude_none=True)
+    assert dumped["redis"] == raw["redis"]
+    assert dumped["deletionPolicy"] == "Purge"
+
+
+def test_the_parsed_spec_is_frozen() -> None:
+    spec = parse_spec(BASE)
+    with pytest.raises(ValidationError):
+        spec.worker.concurrency = 2  # type: ignore[misc]
+
+
+def test_queue_identity_is_namespace_slash_queue_name_defaulting_to_the_object_name() -> None:
+    assert parse_spec(BASE).queue_identity("shop", "emails") == "shop/emails"
+    named = parse_spec(spec_with(queueName="mail"))
+    assert named.queue_identity("shop", "emails") == "shop/mail"
+
+
+def test_quantities_may_be_numbers_or_strings() -> None:
+    spec = parse_spec(spec_with(worker={"resources": {"limits": {"cpu": 1, "memory": "1Gi"}}}))
+    assert spec.worker.resources.manifest() == {"limits": {"cpu": "1", "memory": "1Gi"}}
+
+
+def test_a_username_without_password_in_the_url_is_fine() -> None:
+    assert parse_spec({"redis": {"url": "redis://app@127.0.0.1:6379/0"}}).redis.url
+
+
+@pytest.mark.parametrize("case", [c for c in INVALID if c.model], ids=lambda c: c.id)
+def test_the_model_refuses_what_admission_refuses(case: Invalid) -> None:
+    with pytest.raises(SpecError) as raised:
+        parse_spec(case.spec)
+    if case.model_message is not None:
+        assert case.model_message in str(raised.value)
+
+
+def test_a_spec_error_names_the_field_but_never_the_value() -> None:
+    with pytest.raises(SpecError) as raised:
+        parse_spec({"redis": {"url": "redis://:s3cr3t-value@host:6379/0"}})
+    assert "spec.redis.url" in str(raised.value)
+    assert "s3cr3t-value" not in str(raised.value)
+
+
+def test_every_example_jobqueue_parses() -> None:
+    import pathlib
+
+    import yaml
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "examples"
+    found = 0
+    for path in sorted(root.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "JobQueue":
+                assert isinstance(parse_spec(doc["spec"]), JobQueueSpec), path
+                found += 1
+    assert found >= 2
