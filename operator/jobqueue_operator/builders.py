@@ -12,12 +12,23 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from jobqueue_operator import constants as c
 from jobqueue_operator.kubetypes import JSON, ChildKind, JobQueueRef, Manifest, ObjectMeta
-from jobqueue_operator.spec import EnvVar, JobQueueSpec, ManagedRedis, Resources
+from jobqueue_operator.spec import (
+    EnvFromSource,
+    EnvVar,
+    JobQueueSpec,
+    ManagedRedis,
+    Resources,
+    WorkerSpec,
+)
+
+INGRESS_API_VERSION = "networking.k8s.io/v1"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+HTTPROUTE_API_VERSION = f"{GATEWAY_GROUP}/v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +48,60 @@ class SecretMaterial:
     redis_url: str
     api_token: str | None = None
     redis_password: str | None = None  # the managed Redis' password (managed only)
+    #: component -> {key: value} copied from the service's ``secretRefs`` into its own Secret
+    extra: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def values(self) -> tuple[str, ...]:
         """Every secret string, for redaction of error messages."""
-        return tuple(v for v in (self.redis_url, self.api_token, self.redis_password) if v)
+        own = (self.redis_url, self.api_token, self.redis_password)
+        copied = tuple(v for values in self.extra.values() for v in values.values())
+        return tuple(v for v in (*own, *copied) if v)
+
+    def extra_of(self, component: str) -> Mapping[str, str]:
+        return self.extra.get(component, {})
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """One worker pool as the builders and the autoscaler see it: the default one
+    (``spec.worker``, Deployment ``<name>-worker``) or one of ``spec.workers``."""
+
+    name: str
+    component: str  # "worker" or "worker-<pool>": the child-name suffix and component label
+    worker: WorkerSpec
+    queue: str  # its QUEUE_NAME
+    replicas: int | None  # applied replicas; None while its autoscaler owns the field
+    job_types: tuple[str, ...] = ()  # () for the default pool: every type not routed elsewhere
+
+
+def pools(ref: JobQueueRef, spec: JobQueueSpec) -> tuple[Pool, ...]:
+    """The default pool first, then ``spec.workers`` in order."""
+    out = [
+        Pool(
+            c.DEFAULT_POOL,
+            c.COMPONENT_WORKER,
+            spec.worker,
+            spec.queue_identity(ref.namespace, ref.name),
+            worker_replicas(spec),
+        )
+    ]
+    out += [
+        Pool(
+            p.name,
+            pool_component(p.name),
+            p,
+            spec.pool_queue(ref.namespace, ref.name, p.name),
+            p.replicas_applied(),
+            tuple(p.job_types),
+        )
+        for p in spec.workers
+    ]
+    return tuple(out)
+
+
+def pool_component(pool: str) -> str:
+    """``worker-<pool>``: so the pool's children are ``<name>-worker-<pool>``."""
+    return f"{c.COMPONENT_WORKER}-{pool}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,16 +190,23 @@ def _secret(ref: JobQueueRef, component: str, values: Mapping[str, str]) -> Mani
 
 
 def api_secret(ref: JobQueueRef, material: SecretMaterial) -> Manifest:
-    """``<name>-api``: the API's own copy of the Redis URL (and its bearer token)."""
-    values = {c.SECRET_KEY_REDIS_URL: material.redis_url}
+    """``<name>-api``: the API's own copy of the Redis URL (and its bearer token), plus the
+    keys of the API's ``secretRefs``."""
+    values = dict(material.extra_of(c.COMPONENT_API))
+    values[c.SECRET_KEY_REDIS_URL] = material.redis_url
     if material.api_token is not None:
         values[c.SECRET_KEY_API_TOKEN] = material.api_token
     return _secret(ref, c.COMPONENT_API, values)
 
 
-def worker_secret(ref: JobQueueRef, material: SecretMaterial) -> Manifest:
-    """``<name>-worker``: the workers' own copy of the Redis URL."""
-    return _secret(ref, c.COMPONENT_WORKER, {c.SECRET_KEY_REDIS_URL: material.redis_url})
+def worker_secret(
+    ref: JobQueueRef, material: SecretMaterial, component: str = c.COMPONENT_WORKER
+) -> Manifest:
+    """``<name>-worker[-<pool>]``: one pool's own copy of the Redis URL and of the keys of its
+    own ``secretRefs`` (and nothing another pool or the API needs)."""
+    values = dict(material.extra_of(component))
+    values[c.SECRET_KEY_REDIS_URL] = material.redis_url
+    return _secret(ref, component, values)
 
 
 def secret_checksum(secret: Manifest) -> str:
@@ -206,6 +274,18 @@ def _user_env(env: tuple[EnvVar, ...] | list[EnvVar]) -> list[JSON]:
     return [e.manifest() for e in env]
 
 
+def _copied_env(secret: str, keys: Mapping[str, str]) -> list[JSON]:
+    """One env var per key copied from ``secretRefs`` into the service's own Secret: the pod
+    spec names the key, never the value."""
+    return [_env_secret(key, secret, key) for key in sorted(keys)]
+
+
+def _env_from(sources: list[EnvFromSource]) -> JSON:
+    if not sources:
+        return {}
+    return {"envFrom": [s.model_dump(by_alias=True, exclude_none=True) for s in sources]}
+
+
 def _resources(resources: Resources) -> JSON:
     out = resources.manifest()
     return {"resources": out} if out else {}
@@ -262,9 +342,17 @@ def _deployment(
 
 
 def api_deployment(
-    ref: JobQueueRef, spec: JobQueueSpec, images: Images, secret_sum: str, *, has_token: bool
+    ref: JobQueueRef,
+    spec: JobQueueSpec,
+    images: Images,
+    secret_sum: str,
+    *,
+    has_token: bool,
+    copied: Mapping[str, str] | None = None,
 ) -> Manifest:
-    """``<name>-api``: the HTTP job API, reading REDIS_URL (and API_TOKEN) from ``<name>-api``."""
+    """``<name>-api``: the HTTP job API, reading REDIS_URL (and API_TOKEN, and the keys copied
+    from its ``secretRefs``) from ``<name>-api``; JOB_ROUTES sends the worker pools' job types
+    to their queues."""
     secret = child_name(ref.name, c.COMPONENT_API)
     env = [
         _env_secret(c.ENV_REDIS_URL, secret, c.SECRET_KEY_REDIS_URL),
@@ -274,12 +362,16 @@ def api_deployment(
     ]
     if has_token:
         env.append(_env_secret(c.ENV_API_TOKEN, secret, c.SECRET_KEY_API_TOKEN))
+    routes = spec.job_routes(ref.namespace, ref.name)
+    if routes:
+        env.append(_env_value(c.ENV_JOB_ROUTES, json.dumps(routes, sort_keys=True)))
     container: JSON = {
         "name": c.COMPONENT_API,
         "image": spec.api.image or images.api,
         "imagePullPolicy": images.pull_policy,
         "ports": [{"name": c.HTTP_PORT_NAME, "containerPort": c.HTTP_PORT, "protocol": "TCP"}],
-        "env": env + _user_env(spec.api.env),
+        "env": env + _copied_env(secret, copied or {}) + _user_env(spec.api.env),
+        **_env_from(spec.api.env_from),
         **_http_probes(),
         **_resources(spec.api.resources),
         "securityContext": container_security_context(),
@@ -328,13 +420,22 @@ def worker_replicas(spec: JobQueueSpec) -> int | None:
 
 
 def worker_deployment(
-    ref: JobQueueRef, spec: JobQueueSpec, images: Images, secret_sum: str
+    ref: JobQueueRef,
+    spec: JobQueueSpec,
+    images: Images,
+    secret_sum: str,
+    pool: Pool | None = None,
+    copied: Mapping[str, str] | None = None,
 ) -> Manifest:
-    """``<name>-worker``: the workers, reading REDIS_URL from ``<name>-worker``."""
-    worker = spec.worker
+    """``<name>-worker`` (the default pool) or ``<name>-worker-<pool>``: the workers of one
+    pool, on that pool's queue, reading REDIS_URL and the pool's copied keys from the pool's
+    own Secret."""
+    pool = pool or pools(ref, spec)[0]
+    worker = pool.worker
+    secret = child_name(ref.name, pool.component)
     env = [
-        _env_secret(c.ENV_REDIS_URL, child_name(ref.name, c.COMPONENT_WORKER), c.ENV_REDIS_URL),
-        _env_value(c.ENV_QUEUE_NAME, spec.queue_identity(ref.namespace, ref.name)),
+        _env_secret(c.ENV_REDIS_URL, secret, c.SECRET_KEY_REDIS_URL),
+        _env_value(c.ENV_QUEUE_NAME, pool.queue),
         _env_value(c.ENV_WORKER_CONCURRENCY, worker.concurrency),
         _env_value(c.ENV_JOB_TIMEOUT, worker.job_timeout_seconds),
         _env_value(c.ENV_DRAIN_TIMEOUT, worker.drain_timeout_seconds),
@@ -352,7 +453,8 @@ def worker_deployment(
         container["args"] = list(worker.args)
     container |= {
         "ports": [{"name": c.HTTP_PORT_NAME, "containerPort": c.HTTP_PORT, "protocol": "TCP"}],
-        "env": env + _user_env(worker.env),
+        "env": env + _copied_env(secret, copied or {}) + _user_env(worker.env),
+        **_env_from(worker.env_from),
         **_http_probes(),
         **_resources(worker.resources),
         "securityContext": container_security_context(),
@@ -360,14 +462,79 @@ def worker_deployment(
     }
     template = _pod_template(
         ref.name,
-        c.COMPONENT_WORKER,
+        pool.component,
         secret_sum,
         [container],
         volumes=[_tmp_volume()],
         terminationGracePeriodSeconds=worker.termination_grace_period_seconds,
     )
     strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
-    return _deployment(ref, c.COMPONENT_WORKER, worker_replicas(spec), template, strategy)
+    return _deployment(ref, pool.component, pool.replicas, template, strategy)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exposure of the API
+
+
+def api_ingress(ref: JobQueueRef, spec: JobQueueSpec) -> Manifest:
+    """``<name>-api``: a networking.k8s.io/v1 Ingress to the API Service."""
+    ingress = spec.api.ingress
+    assert ingress is not None
+    meta = metadata(ref, child_name(ref.name, c.COMPONENT_API), c.COMPONENT_API)
+    if ingress.annotations:
+        meta["annotations"] = dict(sorted(ingress.annotations.items()))
+    backend = {
+        "service": {
+            "name": child_name(ref.name, c.COMPONENT_API),
+            "port": {"name": c.HTTP_PORT_NAME},
+        }
+    }
+    body: JSON = {}
+    if ingress.class_name:
+        body["ingressClassName"] = ingress.class_name
+    if ingress.tls_secret_name:
+        body["tls"] = [{"hosts": [ingress.host], "secretName": ingress.tls_secret_name}]
+    body["rules"] = [
+        {
+            "host": ingress.host,
+            "http": {"paths": [{"path": ingress.path, "pathType": "Prefix", "backend": backend}]},
+        }
+    ]
+    return _manifest(INGRESS_API_VERSION, "Ingress", meta, spec=body)
+
+
+def api_http_route(ref: JobQueueRef, spec: JobQueueSpec) -> Manifest:
+    """``<name>-api``: a Gateway API HTTPRoute to the API Service."""
+    route = spec.api.http_route
+    assert route is not None
+    body: JSON = {
+        "parentRefs": [p.model_dump(by_alias=True, exclude_none=True) for p in route.parent_refs]
+    }
+    if route.hostnames:
+        body["hostnames"] = list(route.hostnames)
+    body["rules"] = [
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
+            "backendRefs": [{"name": child_name(ref.name, c.COMPONENT_API), "port": spec.api.port}],
+        }
+    ]
+    return _manifest(
+        HTTPROUTE_API_VERSION,
+        "HTTPRoute",
+        metadata(ref, child_name(ref.name, c.COMPONENT_API), c.COMPONENT_API),
+        spec=body,
+    )
+
+
+def exposure_url(spec: JobQueueSpec) -> str | None:
+    """Where clients reach the API from outside, if it is exposed (Ingress first)."""
+    if not spec.api.enabled:
+        return None
+    if spec.api.ingress is not None:
+        return spec.api.ingress.url()
+    if spec.api.http_route is not None:
+        return spec.api.http_route.url()
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,9 +681,16 @@ def redis_statefulset(
 
 
 def desired_children(
-    ref: JobQueueRef, spec: JobQueueSpec, material: SecretMaterial, images: Images
+    ref: JobQueueRef,
+    spec: JobQueueSpec,
+    material: SecretMaterial,
+    images: Images,
+    *,
+    gateway_api: bool = False,
 ) -> tuple[Manifest, ...]:
-    """All children one JobQueue should have, in apply order (Secrets before their users)."""
+    """All children one JobQueue should have, in apply order (Secrets before their users).
+
+    ``gateway_api``: the cluster serves gateway.networking.k8s.io/v1 (else no HTTPRoute)."""
     children: list[Manifest] = []
     managed = spec.redis.managed
     if managed is not None:
@@ -537,9 +711,19 @@ def desired_children(
                 images,
                 secret_checksum(secret),
                 has_token=material.api_token is not None,
+                copied=material.extra_of(c.COMPONENT_API),
             ),
             api_service(ref, spec),
         ]
-    secret = worker_secret(ref, material)
-    children += [secret, worker_deployment(ref, spec, images, secret_checksum(secret))]
+        if spec.api.ingress is not None:
+            children.append(api_ingress(ref, spec))
+        if spec.api.http_route is not None and gateway_api:
+            children.append(api_http_route(ref, spec))
+    for pool in pools(ref, spec):
+        secret = worker_secret(ref, material, pool.component)
+        copied = material.extra_of(pool.component)
+        children += [
+            secret,
+            worker_deployment(ref, spec, images, secret_checksum(secret), pool, copied),
+        ]
     return tuple(children)

@@ -30,11 +30,13 @@ MANAGED_BY: Final = "jobqueue-operator"
 PART_OF: Final = "jobqueue"
 ANNOTATION_SECRET_CHECKSUM: Final = f"{GROUP}/secret-checksum"
 ANNOTATION_APPLIED_HASH: Final = f"{GROUP}/applied-hash"
+LABEL_POOL: Final = f"{GROUP}/pool"  # the worker pool of a Deployment and its pods
 
 # Components (the value of app.kubernetes.io/component and the child-name suffix).
 COMPONENT_API: Final = "api"
 COMPONENT_WORKER: Final = "worker"
 COMPONENT_REDIS: Final = "redis"
+DEFAULT_POOL: Final = "default"  # the pool of spec.worker (Deployment <name>-worker)
 
 # Environment variables the images read (see the team contract).
 ENV_REDIS_URL: Final = "REDIS_URL"
@@ -47,6 +49,7 @@ ENV_WORKER_CONCURRENCY: Final = "WORKER_CONCURRENCY"
 ENV_JOB_TIMEOUT: Final = "JOB_TIMEOUT_SECONDS"
 ENV_DRAIN_TIMEOUT: Final = "DRAIN_TIMEOUT_SECONDS"
 ENV_HEALTH_PORT: Final = "HEALTH_PORT"
+ENV_JOB_ROUTES: Final = "JOB_ROUTES"  # API: JSON {job type: queue name} of the worker pools
 #: Env names the operator sets itself; a user's env list may not use them.
 RESERVED_ENV: Final = (
     ENV_REDIS_URL,
@@ -59,6 +62,7 @@ RESERVED_ENV: Final = (
     ENV_JOB_TIMEOUT,
     ENV_DRAIN_TIMEOUT,
     ENV_HEALTH_PORT,
+    ENV_JOB_ROUTES,
 )
 
 # Keys of the per-Deployment Secrets and of the managed Redis Secret.
@@ -94,6 +98,11 @@ REASON_RECONCILED: Final = "Reconciled"
 REASON_SOURCE_MISSING: Final = "SourceSecretMissing"
 REASON_INVALID_SPEC: Final = "InvalidSpec"
 REASON_APPLY_FAILED: Final = "ApplyFailed"
+REASON_SCALE_FAILED: Final = "ScaleFailed"  # the autoscaler could not read or scale
+CONDITION_EXPOSED: Final = "Exposed"  # the API's Ingress / HTTPRoute
+REASON_EXPOSED: Final = "Exposed"
+REASON_NOT_EXPOSED: Final = "NotRequested"
+REASON_GATEWAY_API_MISSING: Final = "GatewayAPINotInstalled"
 REASON_REDIS_OK: Final = "Connected"  # the same reasons as the autoscaler's
 REASON_REDIS_FAILED: Final = "ConnectionFailed"
 REASON_REDIS_UNKNOWN: Final = "NotChecked"

@@ -221,6 +221,40 @@ def status_schema() -> JSON:
                 "format": "date-time",
                 "description": "When the autoscaler last changed the worker replicas.",
             },
+            "url": {
+                "type": "string",
+                "description": "Where the API is reached from outside (Ingress or HTTPRoute).",
+            },
+            "pools": {
+                "type": "array",
+                "description": "The pools of spec.workers: queue, job types, pods.",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "queueName": {"type": "string"},
+                        "jobTypes": {"type": "array", "items": {"type": "string"}},
+                        **_counts("desired", "replicas", "ready")["properties"],
+                    },
+                },
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
+            "poolScaling": {
+                "type": "object",
+                "description": "The autoscaler of each pool of spec.workers, by pool name.",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                        "queue": _counts("ready", "inFlight", "delayed", "dead"),
+                        "desiredWorkers": dict(_QUANTITY_STATUS),
+                        "lastScaleTime": {"type": "string", "format": "date-time"},
+                        "reason": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
             c.KOPF_STATUS_FIELD: {
                 "type": "object",
                 "description": "The operator framework's bookkeeping.",
@@ -252,6 +286,8 @@ PRINTER_COLUMNS: Final = (
     {"name": "Workers", "type": "integer", "jsonPath": ".status.workers.ready"},
     {"name": "Queue", "type": "integer", "jsonPath": ".status.queue.ready"},
     {"name": "InFlight", "type": "integer", "jsonPath": ".status.queue.inFlight"},
+    {"name": "Pools", "type": "string", "jsonPath": ".status.pools[*].name"},
+    {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": 1},
     {
         "name": "Desired",
         "type": "integer",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
@@ -23,7 +24,7 @@ import kopf
 
 from jobqueue_operator import constants as c
 from jobqueue_operator import metrics
-from jobqueue_operator.builders import Images, child_name
+from jobqueue_operator.builders import Images, child_name, pool_component
 from jobqueue_operator.kube import Kube, load_api_client
 from jobqueue_operator.kubetypes import JobQueueRef
 from jobqueue_operator.reconcile import EventType, Reconciler, RetryLater
@@ -159,6 +160,7 @@ def _owner(meta: Mapping[str, Any]) -> str | None:
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 @kopf.on.event("apps", "v1", "statefulsets", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
+@kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "secrets", labels=CHILD_LABELS, id="child_secret_changed")
 async def child_changed(
     meta: Mapping[str, Any], namespace: str | None, memo: kopf.Memo, **_: Any
@@ -177,7 +179,8 @@ SourceKey = tuple[str, str]  # (namespace, Secret name)
 def source_secrets(
     namespace: str | None, name: str | None, spec: Mapping[str, Any], **_: Any
 ) -> dict[SourceKey, str]:
-    """Which Secrets each JobQueue reads (redis.urlFrom, api.authTokenSecretRef)."""
+    """Which Secrets each JobQueue reads (redis.urlFrom, api.authTokenSecretRef and every
+    service's secretRefs)."""
     if not namespace or not name:
         return {}
     try:
@@ -189,6 +192,10 @@ def source_secrets(
         refs.append(parsed.redis.url_from.secret_key_ref.name)
     if parsed.api.enabled and parsed.api.auth_token_secret_ref is not None:
         refs.append(parsed.api.auth_token_secret_ref.name)
+    if parsed.api.enabled:
+        refs += [r.name for r in parsed.api.secret_refs]
+    refs += [r.name for r in parsed.worker.secret_refs]
+    refs += [r.name for p in parsed.workers for r in p.secret_refs]
     return {(namespace, secret): name for secret in refs}
 
 
@@ -228,9 +235,16 @@ def _parsed(spec: Mapping[str, Any]) -> JobQueueSpec | None:
         return None
 
 
+def _scaled_pools(parsed: JobQueueSpec | None) -> tuple[str, ...]:
+    """The pools with autoscaling on: ``default`` (spec.worker) and those of spec.workers."""
+    if parsed is None:
+        return ()
+    out = [c.DEFAULT_POOL] if parsed.autoscaling.enabled else []
+    return tuple(out + [p.name for p in parsed.workers if p.autoscaling.enabled])
+
+
 def _autoscaling_enabled(spec: Mapping[str, Any], **_: Any) -> bool:
-    parsed = _parsed(spec)
-    return parsed is not None and parsed.autoscaling.enabled
+    return bool(_scaled_pools(_parsed(spec)))
 
 
 class _FirstOf:
@@ -256,6 +270,9 @@ def _url_change(
     return lambda: reconciler.urls.wait_change(key, seen)
 
 
+POOL_SET_CHECK_INTERVAL = 1.0  # how soon an added or removed autoscaled pool is noticed
+
+
 @kopf.daemon(
     *RESOURCE, when=_autoscaling_enabled, cancellation_backoff=1.0, cancellation_timeout=10.0
 )
@@ -268,7 +285,9 @@ async def autoscaler(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    """Run the autoscaling loop of one JobQueue until autoscaling is disabled or it is deleted."""
+    """Run one autoscaling loop per autoscaled pool of one JobQueue (each on its own queue and
+    Deployment) until autoscaling is disabled everywhere or the JobQueue is deleted; the loops
+    restart when the Redis URL or the set of autoscaled pools changes."""
     if not namespace or not name:
         return
     reconciler = _reconciler(memo)
@@ -278,26 +297,62 @@ async def autoscaler(
         return
     last = [first]
 
-    def config() -> ScalerConfig:  # re-read on every evaluation: spec is kopf's live view
+    def current() -> JobQueueSpec:  # spec is kopf's live view: re-read on every evaluation
         parsed = _parsed(spec)
         if parsed is not None:
             last[0] = parsed
-        return ScalerConfig(spec=last[0].autoscaling, worker_concurrency=last[0].worker.concurrency)
+        return last[0]
+
+    def config_of(pool: str) -> Callable[[], ScalerConfig]:
+        def config() -> ScalerConfig:
+            parsed = current()
+            if pool == c.DEFAULT_POOL:
+                return ScalerConfig(parsed.autoscaling, parsed.worker.concurrency)
+            spec_of = {p.name: p for p in parsed.workers}.get(pool)
+            if spec_of is None:  # removed: the pool-set watch stops this loop shortly
+                return ScalerConfig(parsed.autoscaling.model_copy(update={"paused": True}))
+            return ScalerConfig(spec_of.autoscaling, spec_of.concurrency)
+
+        return config
+
+    async def pools_change(seen: tuple[str, ...]) -> None:
+        # kopf's live spec has no change event to wait on: look at it every second
+        while _scaled_pools(current()) == seen:  # noqa: ASYNC110
+            await asyncio.sleep(POOL_SET_CHECK_INTERVAL)
 
     while not stopped:
         url = reconciler.urls.get(key)
         if url is None:  # the reconcile has not resolved it (yet): wait for it
             await _FirstOf(stopped.wait, _url_change(reconciler, key, None)).wait()
             continue
-        changed = _url_change(reconciler, key, url)
-        await run_scaler(
-            namespace=namespace,
-            name=name,
-            queue_name=first.queue_identity(namespace, name),
-            redis_url=url,
-            config=config,
-            deployment=child_name(name, c.COMPONENT_WORKER),
-            api_client=reconciler.kube.api_client,
-            uid=uid,
-            stopped=_FirstOf(stopped.wait, changed),
+        scaled = _scaled_pools(current())
+        stop = _FirstOf(
+            stopped.wait, _url_change(reconciler, key, url), functools.partial(pools_change, scaled)
         )
+        loops = []
+        for pool in scaled:
+            default = pool == c.DEFAULT_POOL
+            loops.append(
+                run_scaler(
+                    namespace=namespace,
+                    name=name,
+                    queue_name=(
+                        first.queue_identity(namespace, name)
+                        if default
+                        else first.pool_queue(namespace, name, pool)
+                    ),
+                    redis_url=url,
+                    config=config_of(pool),
+                    deployment=child_name(
+                        name, c.COMPONENT_WORKER if default else pool_component(pool)
+                    ),
+                    api_client=reconciler.kube.api_client,
+                    uid=uid,
+                    stopped=stop,
+                    pool=None if default else pool,
+                )
+            )
+        if not loops:
+            await stop.wait()
+            continue
+        await asyncio.gather(*loops)

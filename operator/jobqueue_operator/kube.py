@@ -51,10 +51,12 @@ KINDS: Final[Mapping[str, Kind]] = {
     "Secret": Kind("v1", "secrets"),
     "PersistentVolumeClaim": Kind("v1", "persistentvolumeclaims"),
     "Event": Kind("v1", "events"),
+    "Ingress": Kind("networking.k8s.io/v1", "ingresses"),
+    "HTTPRoute": Kind("gateway.networking.k8s.io/v1", "httproutes"),
     c.KIND: Kind(c.API_VERSION, c.PLURAL),
 }
 #: The kinds a JobQueue's children can be (listed for pruning and deletion).
-CHILD_KINDS: Final = ("Deployment", "StatefulSet", "Service", "Secret")
+CHILD_KINDS: Final = ("Deployment", "StatefulSet", "Service", "Secret", "Ingress", "HTTPRoute")
 
 
 class KubeError(Exception):
@@ -139,6 +141,13 @@ class Kube:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
     # -- calls -------------------------------------------------------------------------------
+
+    async def serves(self, api_version: str, plural: str) -> bool:
+        """Whether the API server serves ``plural`` in ``api_version`` (e.g. an optional CRD
+        such as the Gateway API's httproutes)."""
+        data = await self._run(partial(self._request, "GET", f"/apis/{api_version}"))
+        resources = (data or {}).get("resources") or []
+        return any(r.get("name") == plural for r in resources)
 
     async def get(self, kind: str, namespace: str, name: str) -> JSON | None:
         return await self._run(partial(self._request, "GET", KINDS[kind].path(namespace, name)))

@@ -14,7 +14,7 @@ from jobqueue_operator import constants as c
 
 JSON = dict[str, Any]
 ConditionStatus = Literal["True", "False", "Unknown"]
-ChildKind = Literal["Deployment", "StatefulSet", "Service", "Secret"]
+ChildKind = Literal["Deployment", "StatefulSet", "Service", "Secret", "Ingress", "HTTPRoute"]
 
 
 class OwnerReference(TypedDict):

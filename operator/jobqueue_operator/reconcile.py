@@ -29,7 +29,13 @@ from jobqueue_operator.builders import Images, SecretMaterial
 from jobqueue_operator.kube import CHILD_KINDS, Kube, KubeError
 from jobqueue_operator.kubetypes import JSON, JobQueueRef
 from jobqueue_operator.redisops import NOT_CHECKED, RedisCheck
-from jobqueue_operator.spec import JobQueueSpec, SecretKeySelector, SpecError, parse_spec
+from jobqueue_operator.spec import (
+    JobQueueSpec,
+    SecretKeySelector,
+    SecretRef,
+    SpecError,
+    parse_spec,
+)
 from jobqueue_operator.status import CondSpec, Problem, desired_status, status_patch, transitions
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,14 @@ class RetryLater(Exception):
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _decode_exact(raw: object) -> str | None:
+    """A Secret value as text, byte for byte (no stripping); None if not UTF-8 base64."""
+    try:
+        return base64.b64decode(str(raw), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def _decode(secret: Mapping[str, Any], key: str) -> str | None:
@@ -211,9 +225,12 @@ class Reconciler:
             await self._report(ref, body, spec, material, NOT_CHECKED, live)
             return Outcome(problem=material)
 
+        gateway_api = await self._gateway_api(spec)
         desired = [
             diffing.with_applied_hash(m)
-            for m in builders.desired_children(ref, spec, material, self.images)
+            for m in builders.desired_children(
+                ref, spec, material, self.images, gateway_api=gateway_api
+            )
         ]
         applied: list[str] = []
         errors: list[str] = []
@@ -253,8 +270,18 @@ class Reconciler:
         if pruned:
             self.post_event(ref, "Normal", c.EVENT_PRUNED, "deleted " + ", ".join(pruned))
             log.info("pruned %s: %s", ref, ", ".join(pruned))
-        await self._report(ref, body, spec, failed, redis, live)
+        await self._report(ref, body, spec, failed, redis, live, gateway_api=gateway_api)
         return Outcome(tuple(applied), tuple(pruned), failed, retry=bool(errors))
+
+    async def _gateway_api(self, spec: JobQueueSpec) -> bool:
+        """Whether HTTPRoutes can be created (asked only when the spec wants one)."""
+        if not (spec.api.enabled and spec.api.http_route is not None):
+            return False
+        try:
+            return await self.kube.serves(builders.HTTPROUTE_API_VERSION, "httproutes")
+        except KubeError as exc:
+            log.warning("could not discover the Gateway API: %s", exc)
+            return False
 
     async def _live_children(self, ref: JobQueueRef) -> dict[tuple[str, str], JSON]:
         """This JobQueue's children as they are, by (kind, name)."""
@@ -314,7 +341,44 @@ class Reconciler:
             if isinstance(found, Problem):
                 return found
             token = found
-        return SecretMaterial(redis_url=url, api_token=token, redis_password=password)
+        extra: dict[str, dict[str, str]] = {}
+        wanted: list[tuple[str, str, tuple[SecretRef, ...]]] = []
+        if spec.api.enabled and spec.api.secret_refs:
+            wanted.append((c.COMPONENT_API, "spec.api", tuple(spec.api.secret_refs)))
+        if spec.worker.secret_refs:
+            wanted.append((c.COMPONENT_WORKER, "spec.worker", tuple(spec.worker.secret_refs)))
+        for pool in spec.workers:
+            if pool.secret_refs:
+                where = f"spec.workers[{pool.name}]"
+                wanted.append((builders.pool_component(pool.name), where, tuple(pool.secret_refs)))
+        for component, where, refs in wanted:
+            copied = await self._copy_keys(ref, refs, where)
+            if isinstance(copied, Problem):
+                return copied
+            extra[component] = copied
+        return SecretMaterial(redis_url=url, api_token=token, redis_password=password, extra=extra)
+
+    async def _copy_keys(
+        self, ref: JobQueueRef, refs: tuple[SecretRef, ...], where: str
+    ) -> dict[str, str] | Problem:
+        """The keys of a service's ``secretRefs`` (later refs win on a shared key). Names of
+        the operator's own variables are never copied; values are never put in a message."""
+        out: dict[str, str] = {}
+        for secret_ref in refs:
+            secret = await self.kube.get("Secret", ref.namespace, secret_ref.name)
+            name = f"Secret {ref.namespace}/{secret_ref.name} ({where}.secretRefs)"
+            if secret is None:
+                return Problem(c.REASON_SOURCE_MISSING, f"{name} not found")
+            data = secret.get("data") or {}
+            keys = list(secret_ref.keys) or sorted(k for k in data if k not in c.RESERVED_ENV)
+            for key in keys:
+                if key not in data:
+                    return Problem(c.REASON_SOURCE_MISSING, f"{name} has no key {key!r}")
+                value = _decode_exact(data[key])
+                if value is None:
+                    return Problem(c.REASON_SOURCE_MISSING, f"{name}: key {key!r} is not UTF-8")
+                out[key] = value
+        return out
 
     async def _check_redis(self, ref: JobQueueRef, spec: JobQueueSpec, url: str) -> RedisCheck:
         """Read the queue, at most once per REDIS_CHECK_TTL per JobQueue and URL."""
@@ -336,6 +400,8 @@ class Reconciler:
         problem: Problem | None,
         redis: RedisCheck,
         live: Mapping[tuple[str, str], JSON],
+        *,
+        gateway_api: bool = False,
     ) -> None:
         """Write status if it differs; one Event per condition that changed."""
         desired = desired_status(
@@ -345,6 +411,8 @@ class Reconciler:
             redis=redis,
             api=live.get(("Deployment", builders.child_name(ref.name, c.COMPONENT_API))),
             workers=live.get(("Deployment", builders.child_name(ref.name, c.COMPONENT_WORKER))),
+            children=live,
+            gateway_api=gateway_api,
         )
         if status_patch(body.get("status"), desired, now_rfc3339()) is None:
             return  # kopf's copy already agrees: no read, no write
@@ -374,6 +442,8 @@ class Reconciler:
         had = any(x.get("type") == cond.type for x in (current or {}).get("conditions") or [])
         if cond.type == c.CONDITION_DEGRADED and cond.status == "False" and not had:
             return  # the first "not degraded" is no news
+        if cond.reason == c.REASON_NOT_EXPOSED:
+            return  # nor is "not exposed", which is the default
         bad = (cond.type == c.CONDITION_DEGRADED) == (cond.status == "True")
         kind: EventType = "Warning" if bad and cond.status != "Unknown" else "Normal"
         self.post_event(ref, kind, cond.reason, f"{cond.type}={cond.status}: {cond.message}")
@@ -404,7 +474,7 @@ class Reconciler:
             purged = ""
             if spec is not None and spec.deletion_policy == "Purge":
                 purged = await self._purge(ref, spec, live, retry)
-            await delete(("Service", "Secret"))
+            await delete(("Service", "Secret", "Ingress", "HTTPRoute"))
         self.urls.forget(ref.key)
         self._redis_cache.pop(ref.key, None)
         self._locks.forget(ref.key)

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -60,6 +59,8 @@ from jobqueue_operator.autoscaling import (
     remember,
 )
 from jobqueue_operator.builders import child_name
+from jobqueue_operator.redisops import describe, redact
+from jobqueue_operator.status import CondSpec, merge_conditions
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,9 @@ STATUS_CONFLICT_RETRIES = 5
 EVENT_COMPONENT = "jobqueue-operator"
 EVENT_MESSAGE_LIMIT = 1024
 
-CONDITION_SCALING = c.CONDITION_SCALING
-CONDITION_REDIS = c.CONDITION_REDIS_REACHABLE
-REASON_REDIS_OK = c.REASON_REDIS_OK
-REASON_REDIS_FAILED = c.REASON_REDIS_FAILED
-REASON_SCALE_FAILED = "ScaleFailed"
-
-ConditionStatus = Literal["True", "False", "Unknown"]
 EventType = Literal["Normal", "Warning"]
+#: A ``metav1.Condition`` without its times: the status module's, shared with the reconcile.
+Condition = CondSpec
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,16 +100,6 @@ class QueueSnapshot:
     delayed: int
     dead: int
     workers: tuple[WorkerHeartbeat, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """A ``metav1.Condition`` without its times (the reporter keeps lastTransitionTime)."""
-
-    type: str
-    status: ConditionStatus
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +136,7 @@ class ScalerStatus:
         return (
             self.desired_workers,
             self.last_scale_time,
-            tuple((c.type, c.status, c.reason) for c in self.conditions),
+            tuple((x.type, x.status, x.reason) for x in self.conditions),
         )
 
 
@@ -219,20 +205,6 @@ class StopFlag(Protocol):
 # Pure helpers
 
 
-_URL_CREDENTIALS = re.compile(
-    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@"
-)
-
-
-def redact(text: str, *secrets: str) -> str:
-    """``text`` with URL passwords (``scheme://user:pw@``) and the given secrets masked."""
-    out = _URL_CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text)
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            out = out.replace(secret, "***")
-    return out
-
-
 def url_password(url: str) -> str:
     """The password in a Redis URL, '' if none (for redaction)."""
     try:
@@ -246,9 +218,8 @@ def describe_error(error: BaseException, *secrets: str) -> str:
     """A one-line, password-free description of an exception: ``Type: message``, or for a
     Kubernetes API error ``HTTP <code> <reason>: <the Status message>`` (no header dump)."""
     if isinstance(getattr(error, "status", None), int) and hasattr(error, "body"):
-        return redact(_api_error(error), *secrets)
-    text = str(error) or repr(error)
-    return redact(f"{type(error).__name__}: {text}", *secrets)
+        return redact(_api_error(error), secrets)
+    return describe(error, secrets)
 
 
 def _api_error(exc: BaseException) -> str:
@@ -266,49 +237,6 @@ def _api_error(exc: BaseException) -> str:
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def merge_conditions(
-    existing: Sequence[Mapping[str, Any]],
-    updates: Sequence[Condition],
-    now: str,
-    observed_generation: int | None = None,
-) -> list[dict[str, Any]]:
-    """Conditions after setting ``updates``: others kept as they are, lastTransitionTime kept
-    unless the status changed, order stable (new types appended)."""
-    by_type = {u.type: u for u in updates}
-    merged: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for cond in existing:
-        ctype = str(cond.get("type", ""))
-        update = by_type.get(ctype)
-        if update is None:
-            merged.append(dict(cond))
-            continue
-        seen.add(ctype)
-        merged.append(_condition_dict(update, cond, now, observed_generation))
-    for update in updates:
-        if update.type not in seen:
-            merged.append(_condition_dict(update, None, now, observed_generation))
-    return merged
-
-
-def _condition_dict(
-    update: Condition, old: Mapping[str, Any] | None, now: str, generation: int | None
-) -> dict[str, Any]:
-    changed = old is None or old.get("status") != update.status
-    out: dict[str, Any] = {
-        "type": update.type,
-        "status": update.status,
-        "reason": update.reason,
-        "message": update.message,
-        "lastTransitionTime": now if changed or old is None else old.get("lastTransitionTime", now),
-    }
-    if generation is not None:
-        out["observedGeneration"] = generation
-    elif old is not None and "observedGeneration" in old:
-        out["observedGeneration"] = old["observedGeneration"]
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,7 +401,7 @@ class Scaler:
                 mem,
                 snapshot,
                 Condition(
-                    CONDITION_SCALING,
+                    c.CONDITION_SCALING,
                     "False",
                     Reason.TARGET_NOT_FOUND.value,
                     "the worker Deployment does not exist (yet)",
@@ -542,7 +470,7 @@ class Scaler:
 
         active = decision.reason not in (Reason.PAUSED, Reason.REDIS_UNREACHABLE)
         scaling = Condition(
-            CONDITION_SCALING,
+            c.CONDITION_SCALING,
             "True" if active else "False",
             decision.reason.value,
             decision.message,
@@ -578,7 +506,7 @@ class Scaler:
         await self._report(
             mem,
             mem.last_queue if mem.redis_error is None else None,
-            Condition(CONDITION_SCALING, "False", REASON_SCALE_FAILED, message),
+            Condition(c.CONDITION_SCALING, "False", c.REASON_SCALE_FAILED, message),
             self.clock(),
         )
         return True
@@ -587,9 +515,11 @@ class Scaler:
         self, mem: _Memory, snapshot: QueueSnapshot | None, scaling: Condition, now: float
     ) -> None:
         redis = (
-            Condition(CONDITION_REDIS, "False", REASON_REDIS_FAILED, mem.redis_error)
+            Condition(c.CONDITION_REDIS_REACHABLE, "False", c.REASON_REDIS_FAILED, mem.redis_error)
             if mem.redis_error is not None
-            else Condition(CONDITION_REDIS, "True", REASON_REDIS_OK, c.MESSAGE_REDIS_OK)
+            else Condition(
+                c.CONDITION_REDIS_REACHABLE, "True", c.REASON_REDIS_OK, c.MESSAGE_REDIS_OK
+            )
         )
         status = ScalerStatus(
             queue=snapshot,
@@ -909,6 +839,22 @@ class KubernetesReporter:
                 if not _is_status(exc, 409) or attempt == STATUS_CONFLICT_RETRIES - 1:
                     raise
 
+    async def patch_status(self, fields: Mapping[str, Any]) -> None:
+        """A JSON merge patch of some status fields (no resourceVersion: for map entries only
+        this writer sets)."""
+        await asyncio.to_thread(
+            self._custom.patch_namespaced_custom_object_status,
+            self._group,
+            self._version,
+            self.namespace,
+            self._plural,
+            self.name,
+            {"status": dict(fields)},
+            field_manager=FIELD_MANAGER,
+            _content_type=MERGE_PATCH,
+            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
+        )
+
     async def event(self, type_: EventType, reason: str, message: str) -> None:
         from kubernetes import client
 
@@ -945,6 +891,27 @@ class KubernetesReporter:
         )
 
 
+class PoolReporter:
+    """The reporter of one pool of ``spec.workers``: its numbers and Scaling reason go into
+    ``status.poolScaling.<pool>`` (a JSON merge patch of one map key, so neither the other
+    pools' entries nor anyone's conditions are touched); its Events name the pool. The
+    JobQueue's own Scaling and RedisReachable conditions stay the default pool's."""
+
+    def __init__(self, inner: KubernetesReporter, pool: str) -> None:
+        self._inner = inner
+        self.pool = pool
+
+    async def report(self, status: ScalerStatus) -> None:
+        entry: dict[str, Any] = dict(status.fields())
+        for cond in status.conditions:
+            if cond.type == c.CONDITION_SCALING:  # RedisUnreachable is one of its reasons
+                entry |= {"reason": cond.reason, "message": cond.message}
+        await self._inner.patch_status({"poolScaling": {self.pool: entry}})
+
+    async def event(self, type_: EventType, reason: str, message: str) -> None:
+        await self._inner.event(type_, reason, f"pool {self.pool}: {message}")
+
+
 # ---------------------------------------------------------------------------------------------
 # The entry point for the operator's kopf daemon
 
@@ -961,13 +928,15 @@ async def run_scaler(
     reporter: Reporter | None = None,
     uid: str | None = None,
     stopped: StopFlag | None = None,
+    pool: str | None = None,
 ) -> None:
     """Run the autoscaler of JobQueue ``namespace/name`` until ``stopped`` or cancelled.
 
     ``config`` may be a callable (e.g. reading kopf's live ``spec``) so edits of the
     autoscaling block apply from the next evaluation. ``api_client`` is a configured
     ``kubernetes.client.ApiClient`` (default: one on the default configuration). The worker
-    Deployment defaults to ``<name>-worker``.
+    Deployment defaults to ``<name>-worker``. ``pool``: the name of a pool of ``spec.workers``
+    (its status goes to ``status.poolScaling.<pool>``, see :class:`PoolReporter`).
     """
     from kubernetes import client
 
@@ -978,12 +947,17 @@ async def run_scaler(
         target=KubernetesScaleTarget(
             api, namespace, deployment or child_name(name, c.COMPONENT_WORKER)
         ),
-        reporter=reporter or KubernetesReporter(api, namespace, name, uid=uid),
+        reporter=reporter or _reporter(api, namespace, name, uid, pool),
         config=get_config,
         secrets=(url_password(redis_url),),
-        name=f"{namespace}/{name}",
+        name=f"{namespace}/{name}" + (f"/{pool}" if pool else ""),
     )
     await run_until_stopped(scaler.run(), stopped)
+
+
+def _reporter(api: Any, namespace: str, name: str, uid: str | None, pool: str | None) -> Reporter:
+    reporter = KubernetesReporter(api, namespace, name, uid=uid)
+    return reporter if pool is None else PoolReporter(reporter, pool)
 
 
 async def run_until_stopped(main: Awaitable[None], stopped: StopFlag | None) -> None:

@@ -22,13 +22,18 @@ from jobqueue_operator.autoscaling import AutoscalingSpec
 __all__ = [
     "ApiSpec",
     "AutoscalingSpec",
+    "ConfigMapEnvSource",
     "EnvVar",
+    "HttpRouteSpec",
+    "IngressSpec",
     "JobQueueSpec",
     "ManagedRedis",
     "RedisSpec",
     "Resources",
     "SecretKeySelector",
+    "SecretRef",
     "SpecError",
+    "WorkerPoolSpec",
     "WorkerSpec",
     "parse_spec",
 ]
@@ -44,6 +49,11 @@ ENV_NAME_PATTERN: Final = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 QUEUE_NAME_PATTERN: Final = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
 REDIS_MEMORY_PATTERN: Final = r"^[0-9]+([kKmMgG][bB]?)?$"
 REDIS_SCHEMES: Final = ("redis://", "rediss://")
+POOL_NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+JOB_TYPE_PATTERN: Final = r"^[A-Za-z0-9]([A-Za-z0-9._:/-]*[A-Za-z0-9])?$"
+HTTP_PATH_PATTERN: Final = r"^/[^\s]*$"
+MAX_POOLS: Final = 16
+MAX_JOB_TYPES: Final = 32
 
 Quantity = int | Annotated[str, Field(pattern=QUANTITY_PATTERN)]
 
@@ -74,6 +84,13 @@ MSG_DRAIN_BEFORE_GRACE: Final = (
 MSG_MIN_MAX: Final = "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas"
 MSG_QUEUE_NAME_IMMUTABLE: Final = (
     "queueName cannot be changed: the jobs already in Redis would be orphaned"
+)
+MSG_POOL_NAMES_UNIQUE: Final = "spec.workers: every pool needs a different name"
+MSG_JOB_TYPE_ONE_POOL: Final = (
+    "spec.workers: a job type may be taken by one pool only (jobTypes overlap between pools)"
+)
+MSG_SECRET_KEY_RESERVED: Final = (
+    "secretRefs.keys must not name a variable the operator sets: " + ", ".join(c.RESERVED_ENV)
 )
 MSG_STORAGE_IMMUTABLE: Final = (
     "redis.managed.storage and storageClassName cannot be changed after creation"
@@ -287,6 +304,121 @@ EnvList = Annotated[
 ]
 
 
+class ConfigMapEnvSource(Model):
+    """Every key of a ConfigMap as env (as a Pod's ``envFrom.configMapRef``)."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="ConfigMap name."
+    )
+    optional: bool | None = Field(default=None, description="Start even if it is missing.")
+
+
+class EnvFromSource(Model):
+    """A ConfigMap whose keys become env. Secrets go in ``secretRefs`` (they are copied into
+    the service's own Secret, so a rotation rolls exactly that service)."""
+
+    config_map_ref: ConfigMapEnvSource = Field(description="The ConfigMap.")
+    prefix: str | None = Field(
+        default=None, max_length=64, pattern=ENV_NAME_PATTERN, description="Prefix of each name."
+    )
+
+
+class SecretRef(Model):
+    """A Secret whose keys are copied into the service's own Secret and exposed as env."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                "!has(self.keys) || self.keys.all(k, !(k in ["
+                + ", ".join(f"'{n}'" for n in c.RESERVED_ENV)
+                + "]))",
+                MSG_SECRET_KEY_RESERVED,
+            )
+        )
+    )
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="Secret name."
+    )
+    keys: list[Annotated[str, Field(max_length=253, pattern=SECRET_KEY_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="The keys to copy (each becomes an env var of that name); empty: all "
+        "keys except the operator's own names.",
+    )
+
+    @field_validator("keys")
+    @classmethod
+    def _not_reserved(cls, keys: list[str]) -> list[str]:
+        if any(k in c.RESERVED_ENV for k in keys):
+            raise ValueError(MSG_SECRET_KEY_RESERVED)
+        return keys
+
+
+EnvFromList = Annotated[list[EnvFromSource], Field(max_length=16)]
+SecretRefList = Annotated[list[SecretRef], Field(max_length=16)]
+
+
+class IngressSpec(Model):
+    """Expose the API through a networking.k8s.io/v1 Ingress."""
+
+    host: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="Host name."
+    )
+    path: str = Field(
+        default="/", max_length=1024, pattern=HTTP_PATH_PATTERN, description="Path prefix."
+    )
+    class_name: str | None = Field(
+        default=None, min_length=1, max_length=253, description="ingressClassName."
+    )
+    tls_secret_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="A TLS Secret for the host (https).",
+    )
+    annotations: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict, max_length=32, description="Annotations of the Ingress."
+    )
+
+    def url(self) -> str:
+        scheme = "https" if self.tls_secret_name else "http"
+        return f"{scheme}://{self.host}{self.path}"
+
+
+class ParentRef(Model):
+    """A Gateway (or other parent) the HTTPRoute attaches to."""
+
+    name: str = Field(min_length=1, max_length=253, description="Parent name.")
+    namespace: str | None = Field(
+        default=None, min_length=1, max_length=63, description="Its namespace (default: ours)."
+    )
+    section_name: str | None = Field(
+        default=None, min_length=1, max_length=253, description="A listener of the Gateway."
+    )
+    group: str | None = Field(default=None, max_length=253, description="Parent API group.")
+    kind: str | None = Field(default=None, min_length=1, max_length=63, description="Its kind.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="A port of the parent.")
+
+
+class HttpRouteSpec(Model):
+    """Expose the API through a Gateway API (gateway.networking.k8s.io/v1) HTTPRoute."""
+
+    parent_refs: list[ParentRef] = Field(
+        min_length=1, max_length=32, description="The Gateways to attach to."
+    )
+    hostnames: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list, max_length=16, description="Host names the route serves."
+    )
+    path: str = Field(
+        default="/", max_length=1024, pattern=HTTP_PATH_PATTERN, description="Path prefix."
+    )
+
+    def url(self) -> str | None:
+        return f"http://{self.hostnames[0]}{self.path}" if self.hostnames else None
+
+
 class ApiSpec(Model):
     """The HTTP job API: a Deployment and a Service."""
 
@@ -304,6 +436,17 @@ class ApiSpec(Model):
         default=None, description="A Secret key with the bearer token clients must send."
     )
     env: EnvList = Field(default_factory=list, description="Extra env of the API container.")
+    env_from: EnvFromList = Field(
+        default_factory=list, description="ConfigMaps whose keys become env of the API."
+    )
+    secret_refs: SecretRefList = Field(
+        default_factory=list,
+        description="Secrets copied into the API's own Secret (<name>-api) and exposed as env.",
+    )
+    ingress: IngressSpec | None = Field(default=None, description="An Ingress for the API.")
+    http_route: HttpRouteSpec | None = Field(
+        default=None, description="A Gateway API HTTPRoute for the API."
+    )
 
 
 class WorkerSpec(Model):
@@ -338,6 +481,13 @@ class WorkerSpec(Model):
     env: EnvList = Field(
         default_factory=list, description="Extra env of the worker (e.g. TASKS_MODULE)."
     )
+    env_from: EnvFromList = Field(
+        default_factory=list, description="ConfigMaps whose keys become env of the workers."
+    )
+    secret_refs: SecretRefList = Field(
+        default_factory=list,
+        description="Secrets copied into this pool's own Secret and exposed as env.",
+    )
     job_timeout_seconds: int = Field(
         default=300, ge=0, le=86400, description="Per-job time limit; 0 = none."
     )
@@ -355,6 +505,34 @@ class WorkerSpec(Model):
         return self
 
 
+class WorkerPoolSpec(WorkerSpec):
+    """One more pool of workers beside ``spec.worker``: its own Deployment and Secret
+    (``<name>-worker-<pool>``), its own queue (``<QUEUE_NAME>/<pool>``, to which the API routes
+    the pool's job types) and its own autoscaling on that queue's backlog."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=20,
+        pattern=POOL_NAME_PATTERN,
+        description="Pool name: Deployment and Secret <name>-worker-<pool>.",
+    )
+    job_types: list[
+        Annotated[str, Field(min_length=1, max_length=63, pattern=JOB_TYPE_PATTERN)]
+    ] = Field(
+        min_length=1,
+        max_length=MAX_JOB_TYPES,
+        description="The job types this pool takes; the API enqueues them on its queue.",
+    )
+    autoscaling: AutoscalingSpec = Field(
+        default_factory=AutoscalingSpec,
+        description="Scale this pool on its own queue's depth.",
+        json_schema_extra=_rules(_cel("self.minReplicas <= self.maxReplicas", MSG_MIN_MAX)),
+    )
+
+    def replicas_applied(self) -> int | None:
+        return None if self.autoscaling.enabled else self.replicas
+
+
 class JobQueueSpec(Model):
     """The desired state of a JobQueue."""
 
@@ -364,7 +542,17 @@ class JobQueueSpec(Model):
                 "has(self.queueName) == has(oldSelf.queueName) && "
                 "(!has(self.queueName) || self.queueName == oldSelf.queueName)",
                 MSG_QUEUE_NAME_IMMUTABLE,
-            )
+            ),
+            _cel(
+                "!has(self.workers) || "
+                "self.workers.all(p, self.workers.filter(q, q.name == p.name).size() == 1)",
+                MSG_POOL_NAMES_UNIQUE,
+            ),
+            _cel(
+                "!has(self.workers) || self.workers.all(p, p.jobTypes.all(t, "
+                "self.workers.filter(q, t in q.jobTypes).size() == 1))",
+                MSG_JOB_TYPE_ONE_POOL,
+            ),
         )
     )
 
@@ -378,7 +566,14 @@ class JobQueueSpec(Model):
         "default: the JobQueue's name. Immutable.",
     )
     api: ApiSpec = Field(default_factory=ApiSpec, description="The HTTP job API.")
-    worker: WorkerSpec = Field(default_factory=WorkerSpec, description="The workers.")
+    worker: WorkerSpec = Field(
+        default_factory=WorkerSpec, description="The default worker pool (<name>-worker)."
+    )
+    workers: list[WorkerPoolSpec] = Field(
+        default_factory=list,
+        max_length=MAX_POOLS,
+        description="More worker pools, each taking its own job types from its own queue.",
+    )
     autoscaling: AutoscalingSpec = Field(
         default_factory=AutoscalingSpec,
         description="Scale the workers on queue depth (ready + in-flight jobs).",
@@ -390,9 +585,29 @@ class JobQueueSpec(Model):
         "volume); Purge deletes them.",
     )
 
+    @model_validator(mode="after")
+    def _pools(self) -> Self:
+        names = [p.name for p in self.workers]
+        if len(set(names)) != len(names):
+            raise ValueError(MSG_POOL_NAMES_UNIQUE)
+        types = [t for p in self.workers for t in p.job_types]
+        if len(set(types)) != len(types):
+            raise ValueError(MSG_JOB_TYPE_ONE_POOL)
+        return self
+
     def queue_identity(self, namespace: str, name: str) -> str:
         """QUEUE_NAME: ``<namespace>/<queueName or the JobQueue's name>``."""
         return f"{namespace}/{self.queue_name or name}"
+
+    def pool_queue(self, namespace: str, name: str, pool: str) -> str:
+        """QUEUE_NAME of a pool: ``<namespace>/<queueName>/<pool>``."""
+        return f"{self.queue_identity(namespace, name)}/{pool}"
+
+    def job_routes(self, namespace: str, name: str) -> dict[str, str]:
+        """Job type -> queue, for the API (JOB_ROUTES); types not listed go to QUEUE_NAME."""
+        return {
+            t: self.pool_queue(namespace, name, p.name) for p in self.workers for t in p.job_types
+        }
 
 
 class SpecError(ValueError):

@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobqueue_operator import constants as c
-from jobqueue_operator.builders import label_selector, selector_labels
+from jobqueue_operator.builders import (
+    child_name,
+    exposure_url,
+    label_selector,
+    pool_component,
+    selector_labels,
+)
 from jobqueue_operator.kubetypes import JSON, Condition, ConditionStatus, JobQueueRef
 from jobqueue_operator.redisops import RedisCheck
 from jobqueue_operator.spec import JobQueueSpec
@@ -65,12 +71,54 @@ def replica_counts(deployment: Mapping[str, Any] | None) -> dict[str, int] | Non
     }
 
 
+def exposed_condition(spec: JobQueueSpec, *, gateway_api: bool) -> CondSpec:
+    """Exposed: the API's Ingress / HTTPRoute, or why there is none (never a crash when the
+    Gateway API is not installed: the HTTPRoute is left out and this says so)."""
+    ctype = c.CONDITION_EXPOSED
+    api = spec.api
+    if not api.enabled or (api.ingress is None and api.http_route is None):
+        return CondSpec(ctype, "False", c.REASON_NOT_EXPOSED, "no ingress or httpRoute requested")
+    if api.http_route is not None and not gateway_api:
+        return CondSpec(
+            ctype,
+            "False",
+            c.REASON_GATEWAY_API_MISSING,
+            "spec.api.httpRoute needs the Gateway API (gateway.networking.k8s.io/v1 "
+            "HTTPRoute), which this cluster does not serve; install its CRDs",
+        )
+    kinds = [k for k, v in (("Ingress", api.ingress), ("HTTPRoute", api.http_route)) if v]
+    return CondSpec(
+        ctype, "True", c.REASON_EXPOSED, f"{' and '.join(kinds)} at {exposure_url(spec)}"
+    )
+
+
+def pool_status(
+    ref: JobQueueRef, spec: JobQueueSpec, children: Mapping[tuple[str, str], Any]
+) -> list[dict[str, Any]]:
+    """One entry per pool of ``spec.workers``: queue, job types and pod counts."""
+    out = []
+    for pool in spec.workers:
+        counts = replica_counts(
+            children.get(("Deployment", child_name(ref.name, pool_component(pool.name))))
+        )
+        out.append(
+            {
+                "name": pool.name,
+                "queueName": spec.pool_queue(ref.namespace, ref.name, pool.name),
+                "jobTypes": list(pool.job_types),
+                **(counts or {"desired": 0, "replicas": 0, "ready": 0}),
+            }
+        )
+    return out
+
+
 def _ready_condition(
     spec: JobQueueSpec,
     problem: Problem | None,
     redis: RedisCheck,
     api: Mapping[str, int] | None,
     workers: Mapping[str, int] | None,
+    pools: Sequence[Mapping[str, Any]] = (),
 ) -> CondSpec:
     ready = c.CONDITION_READY
     if problem is not None:
@@ -83,12 +131,19 @@ def _ready_condition(
     if workers is None or workers["ready"] < workers["desired"]:
         have = f"{workers['ready']}/{workers['desired']}" if workers else "0/?"
         return CondSpec(ready, "False", "WorkersNotReady", f"worker pods ready: {have}")
+    for pool in pools:
+        if pool["ready"] < pool["desired"]:
+            have = f"{pool['ready']}/{pool['desired']}"
+            return CondSpec(
+                ready, "False", "WorkersNotReady", f"pool {pool['name']} pods ready: {have}"
+            )
     if redis.ok is None:
         return CondSpec(ready, "Unknown", c.REASON_REDIS_UNKNOWN, redis.message)
     parts = []
     if api is not None and spec.api.enabled:
         parts.append(f"API {api['ready']}/{api['desired']}")
     parts.append(f"workers {workers['ready']}/{workers['desired']}")
+    parts += [f"pool {p['name']} {p['ready']}/{p['desired']}" for p in pools]
     return CondSpec(ready, "True", c.REASON_READY, ", ".join(parts) + " ready; Redis reachable")
 
 
@@ -108,11 +163,15 @@ def desired_status(
     redis: RedisCheck,
     api: Mapping[str, Any] | None,
     workers: Mapping[str, Any] | None,
+    children: Mapping[tuple[str, str], Any] | None = None,
+    gateway_api: bool = False,
 ) -> DesiredStatus:
     """What the reconcile wants in status, from what it observed (a pure function).
 
     ``spec`` is None when it did not parse (then ``problem`` says why). ``api`` and
-    ``workers`` are the live Deployments (or None).
+    ``workers`` are the live Deployments (or None); ``children`` all live children by
+    (kind, name) (the pools' Deployments are looked up there); ``gateway_api`` whether the
+    cluster serves HTTPRoutes.
     """
     degraded = (
         CondSpec(c.CONDITION_DEGRADED, "True", problem.reason, problem.message)
@@ -139,7 +198,14 @@ def desired_status(
             "selector": label_selector(selector_labels(ref.name, c.COMPONENT_WORKER)),
         }
     )
-    conditions = [_ready_condition(spec, problem, redis, api_counts, worker_counts), degraded]
+    pools = pool_status(ref, spec, children or {})
+    fields["pools"] = pools or None
+    fields["url"] = exposure_url(spec)
+    conditions = [
+        _ready_condition(spec, problem, redis, api_counts, worker_counts, pools),
+        degraded,
+        exposed_condition(spec, gateway_api=gateway_api),
+    ]
     if not spec.autoscaling.enabled:  # else the autoscaler owns these two
         conditions.append(_redis_condition(redis))
         if redis.counts is not None:
@@ -176,7 +242,10 @@ def merge_conditions(
         ctype = str(cond.get("type", ""))
         if ctype in by_type:
             seen.add(ctype)
-            out.append(dict(make(by_type[ctype], cond)))
+            merged: JSON = dict(make(by_type[ctype], cond))
+            if "observedGeneration" in cond:  # another writer's field: kept as it was
+                merged["observedGeneration"] = cond["observedGeneration"]
+            out.append(merged)
         else:
             out.append(dict(cond))
     out += [dict(make(u, None)) for u in updates if u.type not in seen]

@@ -239,7 +239,15 @@ def test_each_field_agrees_on_type_requiredness_default_bounds_and_enum(path: st
         assert node[key] == value, (key, node)
     crd_bounds = {
         k
-        for k in ("minimum", "maximum", "minLength", "maxLength", "maxItems", "maxProperties")
+        for k in (
+            "minimum",
+            "maximum",
+            "minLength",
+            "maxLength",
+            "minItems",
+            "maxItems",
+            "maxProperties",
+        )
         if k in node
     }
     assert crd_bounds == {_container_bound(facts.type, b) for b in facts.bounds if b != "pattern"}

@@ -128,7 +128,7 @@ def test_while_autoscaling_the_scaler_owns_redis_reachable_and_queue() -> None:
     }
     desired = decide(spec=spec(autoscaling=True))
     assert "queue" not in desired.fields
-    assert {x.type for x in desired.conditions} == {"Ready", "Degraded"}
+    assert {x.type for x in desired.conditions} == {"Ready", "Degraded", "Exposed"}
     status = apply(theirs, status_patch(theirs, desired, NOW))
     assert status["queue"] == theirs["queue"] and status["desiredWorkers"] == 3
     cond = conditions(status)

@@ -538,7 +538,7 @@ def test_merge_conditions_keeps_others_and_transition_times() -> None:
     ],
 )
 def test_redact(text: str, want: str) -> None:
-    assert redact(text, PASSWORD) == want
+    assert redact(text, [PASSWORD]) == want
 
 
 def test_url_password_and_describe_error() -> None:
