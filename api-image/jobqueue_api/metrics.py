@@ -1,0 +1,91 @@
+"""Prometheus metrics of one app instance, in its own registry (no global state, no files)."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+
+from jobqueue import QueueStats
+from jobqueue_api import constants as c
+
+P = c.METRIC_PREFIX
+DEPTH_STATES = ("ready", "in_flight", "delayed", "dead")
+
+
+class Metrics:
+    """The API's instruments. Queue gauges are set from QueueStats at scrape time."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.enqueued = Counter(
+            f"{P}_jobs_enqueued", "Jobs created by this API process.", registry=self.registry
+        )
+        self.rejected = Counter(
+            f"{P}_rejected_requests",
+            "Requests refused for capacity: backpressure or Redis unavailable.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            f"{P}_request_duration_seconds",
+            "HTTP request latency by method, route template and status code.",
+            ["method", "route", "status"],
+            buckets=c.LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.enqueue_batch = Histogram(
+            f"{P}_enqueue_batch_jobs",
+            "Jobs per Redis enqueue round trip (concurrent requests are coalesced).",
+            buckets=c.BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.depth = Gauge(
+            f"{P}_queue_depth",
+            "Jobs in the queue by state, read from Redis at scrape time.",
+            ["state"],
+            registry=self.registry,
+        )
+        self.oldest_ready_age = Gauge(
+            f"{P}_queue_oldest_ready_age_seconds",
+            "Age of the oldest waiting job, read at scrape time.",
+            registry=self.registry,
+        )
+        self.redis_up = Gauge(
+            f"{P}_redis_up",
+            "1 if the last scrape could read the queue from Redis.",
+            registry=self.registry,
+        )
+        self._latency_children: dict[tuple[str, str, int], Histogram] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        child = self._latency_children.get(key)
+        if child is None:
+            child = self.latency.labels(method, route, str(status))
+            self._latency_children[key] = child
+        child.observe(seconds)
+
+    def set_queue_stats(self, stats: QueueStats | None) -> None:
+        """Refresh the queue gauges; None means Redis could not be read."""
+        if stats is None:
+            self.redis_up.set(0)
+            return
+        self.redis_up.set(1)
+        self.depth.labels("ready").set(stats.ready)
+        self.depth.labels("in_flight").set(stats.in_flight)
+        self.depth.labels("delayed").set(stats.delayed)
+        self.depth.labels("dead").set(stats.dead)
+        self.oldest_ready_age.set(stats.oldest_ready_age)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
