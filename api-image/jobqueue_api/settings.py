@@ -15,6 +15,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobqueue.keys import validate_queue_name
 from jobqueue_api import constants as c
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -98,6 +99,18 @@ class Settings(BaseSettings):
         if parts.scheme != "unix" and not parts.hostname:
             raise ValueError("has no host")
         return SecretStr(raw)
+
+    @field_validator("job_routes")
+    @classmethod
+    def _check_job_routes(cls, value: dict[str, str]) -> dict[str, str]:
+        for job_type, queue in value.items():
+            if not job_type:
+                raise ValueError("has an empty job type")
+            try:
+                validate_queue_name(queue)
+            except ValueError as exc:
+                raise ValueError(f"routes job type {job_type!r} to a bad queue: {exc}") from None
+        return value
 
     @property
     def redacted_redis_url(self) -> str:
