@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from jobqueue.backoff import backoff_ceiling, backoff_delay
-from jobqueue.connection import connect, connect_cluster, is_cluster_url, redact_url
+from jobqueue.connection import (
+    connect,
+    connect_any,
+    connect_cluster,
+    is_cluster_url,
+    redact_url,
+)
 from jobqueue.errors import ConfigError, QueueError
 from jobqueue.keys import QueueKeys
 from jobqueue.models import (
@@ -37,6 +43,7 @@ __all__ = [
     "backoff_ceiling",
     "backoff_delay",
     "connect",
+    "connect_any",
     "connect_cluster",
     "is_cluster_url",
     "redact_url",

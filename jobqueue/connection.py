@@ -11,8 +11,13 @@ from redis.asyncio.cluster import RedisCluster
 
 from jobqueue.errors import ConfigError
 
+# A client the protocol runs on: one server (or Sentinel-managed primary) or a Cluster.
+AnyRedis = Redis | RedisCluster
+
 _SCHEMES = ("redis", "rediss", "unix")
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+# Every URL scheme connect_any takes: programs validate their REDIS_URL setting against it.
+URL_SCHEMES: tuple[str, ...] = (*_SCHEMES, *_CLUSTER_SCHEMES)
 
 # Defaults the caller can override through kwargs (TCP ones only for TCP URLs).
 _DEFAULTS: dict[str, Any] = {"health_check_interval": 30}
@@ -117,6 +122,14 @@ def connect_cluster(url: str, **kwargs: Any) -> RedisCluster:
         raise ConfigError(
             f"invalid Redis settings for {redact_url(url)}: {_scrub(str(exc), url)}"
         ) from None
+
+
+def connect_any(url: str, **kwargs: Any) -> AnyRedis:
+    """``connect_cluster`` for a ``redis+cluster://`` / ``rediss+cluster://`` URL, else
+    ``connect``: the one entry point for programs whose URL may name either."""
+    if is_cluster_url(url):
+        return connect_cluster(url, **kwargs)
+    return connect(url, **kwargs)
 
 
 def is_cluster_url(url: str) -> bool:

@@ -45,6 +45,7 @@ from redis.asyncio.connection import ConnectionPool
 from redis.exceptions import NoScriptError
 
 from jobqueue import codec
+from jobqueue.connection import AnyRedis
 from jobqueue.constants import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_CAP,
@@ -77,8 +78,6 @@ from jobqueue.models import (
 from jobqueue.scripts import SCRIPT_NAMES, script
 
 log = logging.getLogger(__name__)
-
-AnyRedis = Redis | RedisCluster
 
 
 class _Bound:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from redis import exceptions as redis_errors
@@ -14,6 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 import jobqueue
+from jobqueue import AnyRedis
 from jobqueue_api import constants as c
 from jobqueue_api.body import add_body_schemas
 from jobqueue_api.deps import require_token
@@ -38,20 +40,23 @@ set), 503 with `Retry-After` when the queue is over its backpressure limit or Re
 """
 
 
-def connect_redis(settings: Settings) -> Redis:
+def connect_redis(settings: Settings) -> AnyRedis:
     """The Redis client: short timeouts, one immediate retry, a bounded pool that waits.
 
     `jobqueue.connect` validates the URL and options (password-free errors); its pool is then
     swapped for a BlockingConnectionPool with the same connection settings, so a burst of
     requests queues for a connection instead of opening thousands, or failing with
-    "Too many connections".
+    "Too many connections". A Redis Cluster URL (redis+cluster://) gets a cluster client,
+    whose per-node pools are bounded by redis-py itself.
     """
-    probe = jobqueue.connect(
-        settings.redis_url.get_secret_value(),
-        socket_connect_timeout=settings.redis_connect_timeout,
-        socket_timeout=settings.redis_socket_timeout,
-        retry=Retry(NoBackoff(), 1),
-    )
+    url = settings.redis_url.get_secret_value()
+    options: dict[str, Any] = {
+        "socket_connect_timeout": settings.redis_connect_timeout,
+        "socket_timeout": settings.redis_socket_timeout,
+    }
+    if jobqueue.is_cluster_url(url):
+        return jobqueue.connect_cluster(url, **options)
+    probe = jobqueue.connect(url, retry=Retry(NoBackoff(), 1), **options)
     template = probe.connection_pool
     pool = BlockingConnectionPool(
         connection_class=template.connection_class,

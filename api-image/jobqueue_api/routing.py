@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from redis.asyncio import Redis
-
-from jobqueue import EnqueueResult, Job, JobSpec, Queue, QueueStats
+from jobqueue import AnyRedis, EnqueueResult, Job, JobSpec, Queue, QueueStats
 
 
 class RoutedQueues:
@@ -28,7 +26,7 @@ class RoutedQueues:
         self.all: tuple[Queue, ...] = (default, *by_name.values())
 
     @classmethod
-    def build(cls, redis: Redis, default: Queue, routes: Mapping[str, str]) -> RoutedQueues:
+    def build(cls, redis: AnyRedis, default: Queue, routes: Mapping[str, str]) -> RoutedQueues:
         queues: dict[str, Queue] = {default.name: default}
         for name in routes.values():
             queues.setdefault(name, Queue(redis, name))

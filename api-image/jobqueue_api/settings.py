@@ -15,11 +15,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobqueue.connection import URL_SCHEMES
 from jobqueue.keys import validate_queue_name
 from jobqueue_api import constants as c
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = URL_SCHEMES
 
 
 class SettingsError(Exception):

@@ -70,9 +70,7 @@ def _client(url: str) -> AnyRedis:
         "socket_connect_timeout": c.REDIS_CHECK_TIMEOUT,
         "socket_timeout": c.REDIS_CHECK_TIMEOUT,
     }
-    if jobqueue.is_cluster_url(url):
-        return jobqueue.connect_cluster(url, **options)
-    return jobqueue.connect(url, **options)
+    return jobqueue.connect_any(url, **options)
 
 
 async def check(url: str, queue_name: str) -> RedisCheck:

@@ -10,9 +10,8 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from redis.asyncio import Redis
-
 import jobqueue
+from jobqueue import AnyRedis
 from jobqueue_worker import constants as c
 from jobqueue_worker.health import HealthServer
 from jobqueue_worker.logs import configure_logging
@@ -52,7 +51,7 @@ def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None
     return uvloop.new_event_loop
 
 
-async def serve(settings: WorkerSettings, registry: TaskRegistry, redis: Redis) -> Worker:
+async def serve(settings: WorkerSettings, registry: TaskRegistry, redis: AnyRedis) -> Worker:
     """Run one worker until SIGTERM/SIGINT and its drain are over; returns the stopped worker."""
     queue = jobqueue.Queue(redis, settings.queue_name, lease_seconds=settings.lease_seconds)
     metrics = WorkerMetrics()
@@ -117,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("configuration and tasks are valid", extra={"tasks": registry.names()})
         return c.EXIT_OK
     try:
-        redis = jobqueue.connect(
+        redis = jobqueue.connect_any(
             settings.redis_url.get_secret_value(),
             socket_connect_timeout=settings.redis_connect_timeout,
             socket_timeout=settings.redis_socket_timeout,

@@ -17,10 +17,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobqueue.connection import URL_SCHEMES
 from jobqueue_worker import constants as c
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = URL_SCHEMES
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
