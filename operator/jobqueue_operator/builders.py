@@ -24,6 +24,7 @@ from jobqueue_operator.spec import (
     ManagedRedis,
     Resources,
     WorkerSpec,
+    WorkerVolume,
 )
 
 INGRESS_API_VERSION = "networking.k8s.io/v1"
@@ -299,6 +300,64 @@ def _tmp_mount() -> JSON:
     return {"name": c.TMP_VOLUME, "mountPath": c.TMP_MOUNT}
 
 
+def claim_name(owner: str, component: str, volume: str) -> str:
+    """``<name>-<worker or worker-pool>-<volume>``: a worker volume's PersistentVolumeClaim."""
+    return child_name(owner, f"{component}-{volume}")
+
+
+def _worker_volume(owner: str, component: str, volume: WorkerVolume) -> JSON:
+    """The pod ``volumes`` entry of one worker volume."""
+    out: JSON = {"name": volume.name}
+    if volume.persistent_volume_claim is not None:
+        out["persistentVolumeClaim"] = {"claimName": claim_name(owner, component, volume.name)}
+        return out
+    source = volume.empty_dir or volume.config_map or volume.secret
+    assert source is not None  # exactly one source (the model checks)
+    key = "emptyDir" if volume.empty_dir else "configMap" if volume.config_map else "secret"
+    out[key] = source.model_dump(by_alias=True, exclude_none=True)
+    return out
+
+
+def _worker_mount(volume: WorkerVolume) -> JSON:
+    out: JSON = {"name": volume.name, "mountPath": volume.mount_path}
+    if volume.read_only:
+        out["readOnly"] = True
+    return out
+
+
+def worker_claims(ref: JobQueueRef, spec: JobQueueSpec) -> tuple[Manifest, ...]:
+    """The PersistentVolumeClaims of every pool's ``persistentVolumeClaim`` volumes.
+
+    With ``deletionPolicy: Purge`` a claim is owned (controller ownerReference: the garbage
+    collector removes it with the JobQueue, as the finalizer does); with ``Retain`` it carries
+    no ownerReference at all, so no deletion of the JobQueue (foreground or background) can
+    take it: it is found by its labels, and a JobQueue of the same name adopts it again."""
+    out: list[Manifest] = []
+    for pool in pools(ref, spec):
+        for volume in pool.worker.volumes:
+            template = volume.persistent_volume_claim
+            if template is None:
+                continue
+            meta = metadata(ref, claim_name(ref.name, pool.component, volume.name), pool.component)
+            meta["labels"] = {**meta["labels"], c.LABEL_VOLUME: volume.name}
+            if spec.deletion_policy != "Purge":
+                del meta["ownerReferences"]
+            body: JSON = {
+                "accessModes": list(template.access_modes),
+                "resources": {"requests": {"storage": template.size}},
+            }
+            if template.storage_class_name:
+                body["storageClassName"] = template.storage_class_name
+            out.append(_manifest("v1", "PersistentVolumeClaim", meta, spec=body))
+    return tuple(out)
+
+
+def claim_selector(owner: str) -> str:
+    """Label selector of the worker volumes' claims of one JobQueue (by name: a kept claim
+    outlives the JobQueue's uid)."""
+    return f"{instance_selector(owner)},{c.LABEL_VOLUME}"
+
+
 def _pod_template(
     owner: str, component: str, secret_sum: str, containers: list[JSON], **spec: object
 ) -> JSON:
@@ -458,14 +517,16 @@ def worker_deployment(
         **_http_probes(),
         **_resources(worker.resources),
         "securityContext": container_security_context(),
-        "volumeMounts": [_tmp_mount()],
+        "volumeMounts": [_tmp_mount(), *(_worker_mount(v) for v in worker.volumes)],
     }
+    own = [_worker_volume(ref.name, pool.component, v) for v in worker.volumes]
+    volumes = [_tmp_volume(), *own]
     template = _pod_template(
         ref.name,
         pool.component,
         secret_sum,
         [container],
-        volumes=[_tmp_volume()],
+        volumes=volumes,
         terminationGracePeriodSeconds=worker.termination_grace_period_seconds,
     )
     strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}

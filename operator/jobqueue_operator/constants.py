@@ -31,6 +31,7 @@ PART_OF: Final = "jobqueue"
 ANNOTATION_SECRET_CHECKSUM: Final = f"{GROUP}/secret-checksum"
 ANNOTATION_APPLIED_HASH: Final = f"{GROUP}/applied-hash"
 LABEL_POOL: Final = f"{GROUP}/pool"  # the worker pool of a Deployment and its pods
+LABEL_VOLUME: Final = f"{GROUP}/volume"  # a worker volume's PersistentVolumeClaim
 
 # Components (the value of app.kubernetes.io/component and the child-name suffix).
 COMPONENT_API: Final = "api"
@@ -118,4 +119,6 @@ REDIS_CHECK_TTL: Final = 10.0  # reuse a Redis check this long across reconciles
 KUBE_CONNECT_TIMEOUT: Final = 5.0
 KUBE_READ_TIMEOUT: Final = 30.0
 RETRY_DELAY: Final = 10.0  # a failed reconcile from create/update/resume is retried this soon
+SCHEDULE_SPEC_CHECK_INTERVAL: Final = 1.0  # the schedule daemon notices a spec change this soon
+SCHEDULE_RETRY_DELAY: Final = 5.0  # an enqueue that failed (Redis down) is tried again this soon
 PURGE_ATTEMPTS: Final = 5  # a Purge that cannot reach Redis gives up after this many tries

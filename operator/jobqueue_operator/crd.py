@@ -241,6 +241,22 @@ def status_schema() -> JSON:
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["name"],
             },
+            "schedules": {
+                "type": "array",
+                "description": "Each schedule of spec.schedules: its last and next fire time.",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "lastFireTime": {"type": "string", "format": "date-time"},
+                        "lastJobId": {"type": "string"},
+                        "nextFireTime": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
             "poolScaling": {
                 "type": "object",
                 "description": "The autoscaler of each pool of spec.workers, by pool name.",
@@ -288,6 +304,12 @@ PRINTER_COLUMNS: Final = (
     {"name": "InFlight", "type": "integer", "jsonPath": ".status.queue.inFlight"},
     {"name": "Pools", "type": "string", "jsonPath": ".status.pools[*].name"},
     {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": 1},
+    {
+        "name": "Schedules",
+        "type": "string",
+        "jsonPath": ".status.schedules[*].name",
+        "priority": 1,
+    },
     {
         "name": "Desired",
         "type": "integer",

@@ -1,4 +1,4 @@
-"""kopf handlers: every trigger of the one reconcile, the finalizer, and the autoscaler daemon.
+"""kopf handlers: the triggers of the one reconcile, the finalizer, the autoscaler and schedules.
 
 Triggers (none of them carries logic of its own; all end in ``Reconciler.reconcile``):
 
@@ -18,19 +18,23 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import kopf
 
+import jobqueue
+from jobqueue import AnyRedis, JobSpec, Priority, Queue
 from jobqueue_operator import constants as c
-from jobqueue_operator import metrics
+from jobqueue_operator import metrics, redisops, schedules
 from jobqueue_operator.builders import Images, child_name, pool_component
-from jobqueue_operator.kube import Kube, load_api_client
+from jobqueue_operator.kube import Kube, KubeError, load_api_client
 from jobqueue_operator.kubetypes import JobQueueRef
 from jobqueue_operator.reconcile import EventType, Reconciler, RetryLater
 from jobqueue_operator.scaler import ScalerConfig, run_scaler
 from jobqueue_operator.settings import OperatorSettings, get_settings
-from jobqueue_operator.spec import JobQueueSpec, SpecError, parse_spec
+from jobqueue_operator.spec import JobQueueSpec, ScheduleSpec, SpecError, parse_spec
+from jobqueue_operator.status import Fired, schedule_status
 
 log = logging.getLogger(__name__)
 
@@ -356,3 +360,162 @@ async def autoscaler(
             await stop.wait()
             continue
         await asyncio.gather(*loops)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedules (spec.schedules): one daemon per JobQueue with schedules. It wakes at the next fire
+# time (and every SCHEDULE_SPEC_CHECK_INTERVAL, to follow the live spec), enqueues each due fire
+# time with the idempotency key ``schedule:<name>:<fire time>`` (so a restarted operator or a
+# second replica enqueueing the same fire time is a no-op), and writes status.schedules.
+
+
+def _has_schedules(spec: Mapping[str, Any], **_: Any) -> bool:
+    parsed = _parsed(spec)
+    return parsed is not None and bool(parsed.schedules)
+
+
+def _redis_client(url: str) -> AnyRedis:
+    options: dict[str, Any] = {
+        "socket_connect_timeout": c.REDIS_CHECK_TIMEOUT,
+        "socket_timeout": c.REDIS_CHECK_TIMEOUT,
+    }
+    if jobqueue.is_cluster_url(url):
+        return jobqueue.connect_cluster(url, **options)
+    return jobqueue.connect(url, **options)
+
+
+def _fired_from_status(status: Mapping[str, Any]) -> dict[str, Fired]:
+    out = {}
+    for entry in status.get("schedules") or []:
+        at = schedules.parse_time(entry.get("lastFireTime"))
+        if at is not None and entry.get("name"):
+            out[str(entry["name"])] = Fired(at, str(entry.get("lastJobId") or ""))
+    return out
+
+
+async def enqueue_fire(
+    redis: AnyRedis, queue: str, sched: ScheduleSpec, fire: datetime
+) -> jobqueue.EnqueueResult:
+    """Enqueue one fire time of a schedule (a no-op returning the first job if it already was)."""
+    job = JobSpec(
+        type=sched.type,
+        payload=sched.payload,
+        priority=Priority(sched.priority),
+        idempotency_key=schedules.idempotency_key(sched.name, fire),
+    )
+    async with asyncio.timeout(c.REDIS_CHECK_TIMEOUT * 2):
+        return await Queue(redis, queue).enqueue(job)
+
+
+@kopf.daemon(
+    *RESOURCE,
+    when=_has_schedules,
+    cancellation_backoff=1.0,
+    cancellation_timeout=10.0,
+    id="schedules",
+)
+async def scheduler(
+    namespace: str | None,
+    name: str | None,
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    stopped: kopf.DaemonStopped,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Enqueue the jobs of spec.schedules at their fire times until the JobQueue has no
+    schedules or is deleted; spec changes (kopf's live view) apply within a second."""
+    if not namespace or not name:
+        return
+    reconciler = _reconciler(memo)
+    key = (namespace, name)
+    created = schedules.parse_time(meta.get("creationTimestamp"))
+    fired = _fired_from_status(status)
+    first = _parsed(spec)
+    if first is None:
+        return
+    last = [first]
+    # A schedule present when the daemon starts counts from the JobQueue's creation (a fire
+    # time missed while the operator was away is caught up); one added later, from then.
+    since: dict[str, datetime | None] = {s.name: created for s in first.schedules}
+    written: list[dict[str, Any]] | None = None
+    retry_at: dict[str, datetime] = {}
+    redis: AnyRedis | None = None
+    redis_url: str | None = None
+    try:
+        while not stopped:
+            parsed = _parsed(spec) or last[0]
+            last[0] = parsed
+            url = reconciler.urls.get(key)
+            if url is None:  # the reconcile has not resolved the Redis URL yet
+                await stopped.wait(c.SCHEDULE_SPEC_CHECK_INTERVAL)
+                continue
+            if redis is None or url != redis_url:
+                if redis is not None:
+                    await redis.aclose()
+                redis, redis_url = _redis_client(url), url
+            client = redis
+            now = datetime.now(UTC)
+            wake = now + timedelta(seconds=c.SCHEDULE_SPEC_CHECK_INTERVAL)
+            for sched in parsed.schedules:
+                since.setdefault(sched.name, now)
+                if sched.suspend or retry_at.get(sched.name, now) > now:
+                    continue
+                tz = schedules.zone(sched.time_zone)
+                previous = fired.get(sched.name)
+                due = schedules.due_fire(
+                    sched.cron,
+                    tz,
+                    now,
+                    window=sched.starting_deadline_seconds,
+                    last_fire=previous.at if previous else None,
+                    earliest=since[sched.name],
+                )
+                if due is not None:
+                    queue = parsed.queue_of(namespace, name, sched.type)
+                    try:
+                        result = await enqueue_fire(client, queue, sched, due)
+                    except (asyncio.CancelledError, GeneratorExit):
+                        raise
+                    except Exception as exc:
+                        retry_at[sched.name] = now + timedelta(seconds=c.SCHEDULE_RETRY_DELAY)
+                        log.warning(
+                            "schedule %s of %s/%s: enqueue of %s failed: %s",
+                            sched.name,
+                            namespace,
+                            name,
+                            schedules.isoformat(due),
+                            redisops.describe(exc, (url,)),
+                        )
+                        continue
+                    retry_at.pop(sched.name, None)
+                    fired[sched.name] = Fired(due, result.job_id)
+                    log.info(
+                        "schedule %s of %s/%s fired for %s: job %s%s",
+                        sched.name,
+                        namespace,
+                        name,
+                        schedules.isoformat(due),
+                        result.job_id,
+                        "" if result.created else " (already enqueued: idempotency key hit)",
+                    )
+                if not sched.suspend:
+                    wake = min(wake, schedules.next_fire(sched.cron, tz, now))
+            entries = schedule_status(parsed, fired, now)
+            if entries != written and entries != (status.get("schedules") or []):
+                try:
+                    await reconciler.kube.patch_status(
+                        namespace, name, {"schedules": entries}, None
+                    )
+                except KubeError as exc:
+                    log.warning("status.schedules of %s/%s: %s", namespace, name, exc)
+                else:
+                    written = entries
+            else:
+                written = entries
+            delay = (wake - datetime.now(UTC)).total_seconds()
+            await stopped.wait(max(delay, 0.05))
+    finally:
+        if redis is not None:
+            await redis.aclose()

@@ -14,7 +14,15 @@ from jobqueue_operator import constants as c
 
 JSON = dict[str, Any]
 ConditionStatus = Literal["True", "False", "Unknown"]
-ChildKind = Literal["Deployment", "StatefulSet", "Service", "Secret", "Ingress", "HTTPRoute"]
+ChildKind = Literal[
+    "Deployment",
+    "StatefulSet",
+    "Service",
+    "Secret",
+    "Ingress",
+    "HTTPRoute",
+    "PersistentVolumeClaim",
+]
 
 
 class OwnerReference(TypedDict):

@@ -234,6 +234,8 @@ class Reconciler:
         ]
         applied: list[str] = []
         errors: list[str] = []
+        pruned: list[str] = []
+        await self._sync_claims(ref, spec, applied, pruned, errors)
         for manifest in desired:
             key = diffing.child_key(manifest)
             if not diffing.needs_apply(manifest, live.get(key)):
@@ -250,7 +252,6 @@ class Reconciler:
                 applied.append(f"{verb} {key[0]}/{key[1]}")
             live[key] = result
 
-        pruned: list[str] = []
         for obj in diffing.to_prune(desired, live.values(), ref.uid):
             kind, name = diffing.child_key(obj)
             try:
@@ -272,6 +273,74 @@ class Reconciler:
             log.info("pruned %s: %s", ref, ", ".join(pruned))
         await self._report(ref, body, spec, failed, redis, live, gateway_api=gateway_api)
         return Outcome(tuple(applied), tuple(pruned), failed, retry=bool(errors))
+
+    async def _sync_claims(
+        self,
+        ref: JobQueueRef,
+        spec: JobQueueSpec,
+        applied: list[str],
+        pruned: list[str],
+        errors: list[str],
+    ) -> None:
+        """The worker volumes' PersistentVolumeClaims: applied like any child; one no longer
+        in the spec is deleted only under ``deletionPolicy: Purge`` (Retain keeps data)."""
+        desired = [diffing.with_applied_hash(m) for m in builders.worker_claims(ref, spec)]
+        live_list: list[JSON] = []
+        if desired or spec.deletion_policy == "Purge":
+            live_list = await self.kube.list(
+                "PersistentVolumeClaim", ref.namespace, builders.claim_selector(ref.name)
+            )
+        live = {diffing.child_key(obj): obj for obj in live_list}
+        for manifest in desired:
+            key = diffing.child_key(manifest)
+            if not diffing.needs_apply(manifest, live.get(key)):
+                continue
+            try:
+                result = await self.kube.apply(manifest)
+            except KubeError as exc:
+                errors.append(f"{key[0]}/{key[1]}: {exc}")
+                continue
+            before = live.get(key)
+            if before is None or _rv(before) != _rv(result):
+                applied.append(f"{'created' if before is None else 'updated'} {key[0]}/{key[1]}")
+        if spec.deletion_policy != "Purge":
+            return
+        wanted = {diffing.child_key(m) for m in desired}
+        for key, obj in live.items():
+            if key in wanted or (obj.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            try:
+                await self.kube.delete(key[0], ref.namespace, key[1], uid=_uid(obj))
+            except KubeError as exc:
+                errors.append(f"{key[0]}/{key[1]}: {exc}")
+                continue
+            pruned.append(f"{key[0]}/{key[1]}")
+
+    async def _release_claims(self, ref: JobQueueRef, spec: JobQueueSpec | None) -> str:
+        """On delete: Purge deletes the worker volumes' claims; Retain keeps them, first
+        taking off any ownerReference (a policy changed to Retain just before the delete) so
+        the garbage collector leaves them alone."""
+        claims = await self.kube.list(
+            "PersistentVolumeClaim", ref.namespace, builders.claim_selector(ref.name)
+        )
+        if not claims:
+            return ""
+        if spec is not None and spec.deletion_policy == "Purge":
+            for claim in claims:
+                await self.kube.delete(
+                    "PersistentVolumeClaim", ref.namespace, claim["metadata"]["name"], _uid(claim)
+                )
+            return f"; {len(claims)} worker volume claims deleted"
+        if spec is not None:
+            owned = {
+                diffing.child_key(obj)
+                for obj in claims
+                if (obj.get("metadata") or {}).get("ownerReferences")
+            }
+            for manifest in builders.worker_claims(ref, spec):
+                if diffing.child_key(manifest) in owned:
+                    await self.kube.apply(diffing.with_applied_hash(manifest))
+        return f"; {len(claims)} worker volume claims kept"
 
     async def _gateway_api(self, spec: JobQueueSpec) -> bool:
         """Whether HTTPRoutes can be created (asked only when the spec wants one)."""
@@ -475,10 +544,14 @@ class Reconciler:
             if spec is not None and spec.deletion_policy == "Purge":
                 purged = await self._purge(ref, spec, live, retry)
             await delete(("Service", "Secret", "Ingress", "HTTPRoute"))
+            try:
+                claims = await self._release_claims(ref, spec)
+            except KubeError as exc:
+                raise RetryLater(f"worker volume claims: {exc}") from None
         self.urls.forget(ref.key)
         self._redis_cache.pop(ref.key, None)
         self._locks.forget(ref.key)
-        kept = purged or "Redis keys kept (deletionPolicy: Retain)"
+        kept = (purged or "Redis keys kept (deletionPolicy: Retain)") + claims
         # Logged, not posted as Events: the object is going away, and when its namespace is
         # being deleted the API server refuses new Events there anyway.
         log.info("finalized %s: deleted %d children; %s", ref, len(deleted), kept)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from jobqueue_operator import constants as c
+from jobqueue_operator import schedules
 from jobqueue_operator.autoscaling import AutoscalingSpec
 
 __all__ = [
@@ -30,11 +31,13 @@ __all__ = [
     "ManagedRedis",
     "RedisSpec",
     "Resources",
+    "ScheduleSpec",
     "SecretKeySelector",
     "SecretRef",
     "SpecError",
     "WorkerPoolSpec",
     "WorkerSpec",
+    "WorkerVolume",
     "parse_spec",
 ]
 
@@ -54,6 +57,11 @@ JOB_TYPE_PATTERN: Final = r"^[A-Za-z0-9]([A-Za-z0-9._:/-]*[A-Za-z0-9])?$"
 HTTP_PATH_PATTERN: Final = r"^/[^\s]*$"
 MAX_POOLS: Final = 16
 MAX_JOB_TYPES: Final = 32
+MAX_SCHEDULES: Final = 32
+MAX_VOLUMES: Final = 16
+SCHEDULE_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+VOLUME_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+TIME_ZONE_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
 
 Quantity = int | Annotated[str, Field(pattern=QUANTITY_PATTERN)]
 
@@ -92,6 +100,21 @@ MSG_JOB_TYPE_ONE_POOL: Final = (
 MSG_SECRET_KEY_RESERVED: Final = (
     "secretRefs.keys must not name a variable the operator sets: " + ", ".join(c.RESERVED_ENV)
 )
+MSG_CRON: Final = (
+    "cron must be a standard 5-field cron expression (minute hour day-of-month month "
+    "day-of-week, e.g. '*/5 * * * *'; no seconds, no @-macros)"
+)
+MSG_TIME_ZONE: Final = "timeZone must be an IANA time zone name such as UTC or Europe/Berlin"
+MSG_SCHEDULE_NAMES_UNIQUE: Final = "spec.schedules: every schedule needs a different name"
+MSG_VOLUME_SOURCE_ONE: Final = (
+    "a volume sets exactly one of emptyDir, configMap, secret or persistentVolumeClaim"
+)
+MSG_VOLUME_MOUNT_PATH: Final = (
+    "volumes.mountPath must be an absolute path other than /tmp (the operator mounts /tmp)"
+)
+MSG_VOLUME_NAME_RESERVED: Final = f"volumes.name must not be {c.TMP_VOLUME!r} (the operator's own)"
+MSG_VOLUME_NAMES_UNIQUE: Final = "volumes: every volume needs a different name"
+MSG_VOLUME_PATHS_UNIQUE: Final = "volumes: every volume needs a different mountPath"
 MSG_STORAGE_IMMUTABLE: Final = (
     "redis.managed.storage and storageClassName cannot be changed after creation"
 )
@@ -419,6 +442,164 @@ class HttpRouteSpec(Model):
         return f"http://{self.hostnames[0]}{self.path}" if self.hostnames else None
 
 
+class EmptyDirVolume(Model):
+    """A scratch directory that lives as long as the pod."""
+
+    size_limit: Annotated[str, Field(pattern=QUANTITY_PATTERN)] | None = Field(
+        default=None, description="Most space it may use, e.g. 1Gi."
+    )
+
+
+class ConfigMapVolume(Model):
+    """The keys of a ConfigMap as files."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="ConfigMap name."
+    )
+    optional: bool | None = Field(default=None, description="Start even if it is missing.")
+
+
+class SecretVolume(Model):
+    """The keys of a Secret as files."""
+
+    secret_name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="Secret name."
+    )
+    optional: bool | None = Field(default=None, description="Start even if it is missing.")
+
+
+AccessMode = Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"]
+
+
+class ClaimTemplate(Model):
+    """A PersistentVolumeClaim the operator creates (``<name>-<worker or worker-pool>-<volume>``);
+    deleted with the JobQueue only under ``deletionPolicy: Purge``. ReadWriteOnce volumes are
+    shared only by pods on one node: use ReadWriteMany for more than one worker across nodes."""
+
+    size: str = Field(pattern=QUANTITY_PATTERN, description="Requested storage, e.g. 10Gi.")
+    storage_class_name: str | None = Field(
+        default=None, min_length=1, max_length=253, description="StorageClass of the claim."
+    )
+    access_modes: list[AccessMode] = Field(
+        default=["ReadWriteOnce"], min_length=1, max_length=4, description="Access modes."
+    )
+
+
+class WorkerVolume(Model):
+    """A volume mounted into the worker container: exactly one source."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                "[has(self.emptyDir), has(self.configMap), has(self.secret), "
+                "has(self.persistentVolumeClaim)].filter(x, x).size() == 1",
+                MSG_VOLUME_SOURCE_ONE,
+            ),
+            _cel(
+                "self.mountPath.startsWith('/') && self.mountPath != '/tmp' && "
+                "!self.mountPath.startsWith('/tmp/')",
+                MSG_VOLUME_MOUNT_PATH,
+            ),
+            _cel(f"self.name != '{c.TMP_VOLUME}'", MSG_VOLUME_NAME_RESERVED),
+        )
+    )
+
+    name: str = Field(
+        min_length=1, max_length=32, pattern=VOLUME_NAME_PATTERN, description="Volume name."
+    )
+    mount_path: str = Field(
+        min_length=2, max_length=1024, description="Where it is mounted (absolute, not /tmp)."
+    )
+    read_only: bool = Field(default=False, description="Mount read-only.")
+    empty_dir: EmptyDirVolume | None = Field(default=None, description="A scratch directory.")
+    config_map: ConfigMapVolume | None = Field(default=None, description="A ConfigMap's keys.")
+    secret: SecretVolume | None = Field(default=None, description="A Secret's keys.")
+    persistent_volume_claim: ClaimTemplate | None = Field(
+        default=None, description="A claim the operator creates for this pool."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        sources = (self.empty_dir, self.config_map, self.secret, self.persistent_volume_claim)
+        if sum(x is not None for x in sources) != 1:
+            raise ValueError(MSG_VOLUME_SOURCE_ONE)
+        path = self.mount_path
+        if not path.startswith("/") or path == c.TMP_MOUNT or path.startswith(c.TMP_MOUNT + "/"):
+            raise ValueError(MSG_VOLUME_MOUNT_PATH)
+        if self.name == c.TMP_VOLUME:
+            raise ValueError(MSG_VOLUME_NAME_RESERVED)
+        return self
+
+
+def _unique(items: list[str], message: str) -> None:
+    if len(set(items)) != len(items):
+        raise ValueError(message)
+
+
+class ScheduleSpec(Model):
+    """Enqueue a job at each fire time of a cron expression (exactly once per fire time)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(f"self.cron.matches(r'{schedules.CRON_PATTERN}')", MSG_CRON),
+            _cel(
+                f"!has(self.timeZone) || self.timeZone.matches('{TIME_ZONE_PATTERN}')",
+                MSG_TIME_ZONE,
+            ),
+        )
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=SCHEDULE_NAME_PATTERN,
+        description="Schedule name (part of each job's idempotency key).",
+    )
+    cron: str = Field(
+        min_length=1, max_length=256, description="Standard 5-field cron, e.g. '0 3 * * *'."
+    )
+    time_zone: str = Field(
+        default="UTC", min_length=1, max_length=64, description="IANA time zone of the cron."
+    )
+    type: str = Field(
+        min_length=1, max_length=63, pattern=JOB_TYPE_PATTERN, description="The job type."
+    )
+    payload: dict[str, Any] | None = Field(
+        default=None,
+        description="The job's payload (a JSON object).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    priority: Literal["high", "normal", "low"] = Field(
+        default="normal", description="The job's priority."
+    )
+    starting_deadline_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=3600,
+        description="A fire time missed (operator down) by less than this is caught up, once; "
+        "older ones are skipped.",
+    )
+    suspend: bool = Field(default=False, description="Enqueue nothing while true.")
+
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, cron: str) -> str:
+        try:
+            schedules.check_cron(cron)
+        except schedules.CronError as exc:
+            raise ValueError(f"{MSG_CRON}: {exc}") from None
+        return cron
+
+    @field_validator("time_zone")
+    @classmethod
+    def _check_zone(cls, name: str) -> str:
+        try:
+            schedules.zone(name)
+        except schedules.CronError:
+            raise ValueError(f"{MSG_TIME_ZONE}: {name!r} is not one") from None
+        return name
+
+
 class ApiSpec(Model):
     """The HTTP job API: a Deployment and a Service."""
 
@@ -457,7 +638,17 @@ class WorkerSpec(Model):
             _cel(
                 "self.drainTimeoutSeconds < self.terminationGracePeriodSeconds",
                 MSG_DRAIN_BEFORE_GRACE,
-            )
+            ),
+            _cel(
+                "!has(self.volumes) || "
+                "self.volumes.all(v, self.volumes.filter(w, w.name == v.name).size() == 1)",
+                MSG_VOLUME_NAMES_UNIQUE,
+            ),
+            _cel(
+                "!has(self.volumes) || self.volumes.all(v, "
+                "self.volumes.filter(w, w.mountPath == v.mountPath).size() == 1)",
+                MSG_VOLUME_PATHS_UNIQUE,
+            ),
         )
     )
 
@@ -497,11 +688,19 @@ class WorkerSpec(Model):
     termination_grace_period_seconds: int = Field(
         default=30, ge=1, le=7200, description="The pod's grace period."
     )
+    volumes: list[WorkerVolume] = Field(
+        default_factory=list,
+        max_length=MAX_VOLUMES,
+        description="Volumes mounted into the worker container (a persistentVolumeClaim is "
+        "created per pool; ReadWriteOnce shares it only among pods on one node).",
+    )
 
     @model_validator(mode="after")
     def _drain_before_grace(self) -> Self:
         if self.drain_timeout_seconds >= self.termination_grace_period_seconds:
             raise ValueError(MSG_DRAIN_BEFORE_GRACE)
+        _unique([v.name for v in self.volumes], MSG_VOLUME_NAMES_UNIQUE)
+        _unique([v.mount_path for v in self.volumes], MSG_VOLUME_PATHS_UNIQUE)
         return self
 
 
@@ -553,6 +752,11 @@ class JobQueueSpec(Model):
                 "self.workers.filter(q, t in q.jobTypes).size() == 1))",
                 MSG_JOB_TYPE_ONE_POOL,
             ),
+            _cel(
+                "!has(self.schedules) || "
+                "self.schedules.all(s, self.schedules.filter(t, t.name == s.name).size() == 1)",
+                MSG_SCHEDULE_NAMES_UNIQUE,
+            ),
         )
     )
 
@@ -579,10 +783,15 @@ class JobQueueSpec(Model):
         description="Scale the workers on queue depth (ready + in-flight jobs).",
         json_schema_extra=_rules(_cel("self.minReplicas <= self.maxReplicas", MSG_MIN_MAX)),
     )
+    schedules: list[ScheduleSpec] = Field(
+        default_factory=list,
+        max_length=MAX_SCHEDULES,
+        description="Jobs enqueued on a cron schedule, exactly once per fire time.",
+    )
     deletion_policy: Literal["Retain", "Purge"] = Field(
         default="Retain",
         description="On delete: Retain keeps the queue's Redis keys (and a managed Redis "
-        "volume); Purge deletes them.",
+        "volume, and the workers' persistentVolumeClaims); Purge deletes them.",
     )
 
     @model_validator(mode="after")
@@ -593,6 +802,7 @@ class JobQueueSpec(Model):
         types = [t for p in self.workers for t in p.job_types]
         if len(set(types)) != len(types):
             raise ValueError(MSG_JOB_TYPE_ONE_POOL)
+        _unique([s.name for s in self.schedules], MSG_SCHEDULE_NAMES_UNIQUE)
         return self
 
     def queue_identity(self, namespace: str, name: str) -> str:
@@ -602,6 +812,11 @@ class JobQueueSpec(Model):
     def pool_queue(self, namespace: str, name: str, pool: str) -> str:
         """QUEUE_NAME of a pool: ``<namespace>/<queueName>/<pool>``."""
         return f"{self.queue_identity(namespace, name)}/{pool}"
+
+    def queue_of(self, namespace: str, name: str, job_type: str) -> str:
+        """The queue a job of ``job_type`` goes to (its pool's, else QUEUE_NAME)."""
+        routes = self.job_routes(namespace, name)
+        return routes.get(job_type, self.queue_identity(namespace, name))
 
     def job_routes(self, namespace: str, name: str) -> dict[str, str]:
         """Job type -> queue, for the API (JOB_ROUTES); types not listed go to QUEUE_NAME."""

@@ -5,7 +5,9 @@ Two writers share ``status``: the reconcile (this module's fields) and the autos
 while it runs, ``RedisReachable``). Both write JSON merge patches guarded by resourceVersion and
 touch only their own condition types, so neither erases the other's. While autoscaling is
 enabled the autoscaler owns ``RedisReachable`` and ``queue`` (it reads Redis every few seconds);
-when it is disabled the reconcile writes them.
+when it is disabled the reconcile writes them. The schedule daemon (``handlers.scheduler``)
+writes ``status.schedules`` (built by :func:`schedule_status`); the reconcile only clears it
+once the spec has no schedules.
 
 Nothing here changes between two reconciles of an unchanged world: no timestamps except a
 condition's ``lastTransitionTime``, which is kept unless the condition's status changes. So an
@@ -16,9 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from jobqueue_operator import constants as c
+from jobqueue_operator import schedules
 from jobqueue_operator.builders import (
     child_name,
     exposure_url,
@@ -112,6 +116,33 @@ def pool_status(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """The last fire time a schedule enqueued, and that job's id."""
+
+    at: datetime
+    job_id: str
+
+
+def schedule_status(
+    spec: JobQueueSpec, fired: Mapping[str, Fired], now: datetime
+) -> list[dict[str, Any]]:
+    """``status.schedules`` (written by the schedule daemon): per schedule of the spec, the
+    last fire time and job id, and the next fire time after ``now`` (none while suspended)."""
+    out = []
+    for sched in spec.schedules:
+        entry: dict[str, Any] = {"name": sched.name}
+        last = fired.get(sched.name)
+        if last is not None:
+            entry["lastFireTime"] = schedules.isoformat(last.at)
+            entry["lastJobId"] = last.job_id
+        if not sched.suspend:
+            tz = schedules.zone(sched.time_zone)
+            entry["nextFireTime"] = schedules.isoformat(schedules.next_fire(sched.cron, tz, now))
+        out.append(entry)
+    return out
+
+
 def _ready_condition(
     spec: JobQueueSpec,
     problem: Problem | None,
@@ -201,6 +232,8 @@ def desired_status(
     pools = pool_status(ref, spec, children or {})
     fields["pools"] = pools or None
     fields["url"] = exposure_url(spec)
+    if not spec.schedules:  # else the schedule daemon owns status.schedules
+        fields["schedules"] = None
     conditions = [
         _ready_condition(spec, problem, redis, api_counts, worker_counts, pools),
         degraded,

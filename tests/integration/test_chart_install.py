@@ -526,6 +526,15 @@ def lifecycle(kube: Kube, mode: Mode, redis_server: RedisServer) -> None:
             {
                 "redis": {"managed": {"storage": "1Gi"}},
                 "api": {"enabled": False},
+                "worker": {
+                    "volumes": [
+                        {
+                            "name": "scratch",
+                            "mountPath": "/scratch",
+                            "persistentVolumeClaim": {"size": "1Gi"},
+                        }
+                    ]
+                },
                 "autoscaling": {"enabled": False},
                 "deletionPolicy": "Purge",
             },
@@ -534,7 +543,11 @@ def lifecycle(kube: Kube, mode: Mode, redis_server: RedisServer) -> None:
     wait_for(
         "the managed Redis and its claim",
         lambda: (
-            {"statefulset.apps/cache-redis", "persistentvolumeclaim/data-cache-redis-0"}
+            {
+                "statefulset.apps/cache-redis",
+                "persistentvolumeclaim/data-cache-redis-0",
+                "persistentvolumeclaim/cache-worker-scratch",
+            }
             <= names(kube, "sts,pvc", ns, "app.kubernetes.io/instance=cache")
         ),
     )
@@ -575,6 +588,7 @@ def check_permissions(kube: Kube, kubeconfig: Path, mode: Mode) -> None:
         ("watch", "secrets"),
         ("create", "events"),
         ("delete", "persistentvolumeclaims"),
+        ("create", "persistentvolumeclaims"),
     ]:
         assert allowed(*args, "-n", ns), f"cannot {' '.join(args)} in {ns}"
     assert allowed("watch", "customresourcedefinitions.apiextensions.k8s.io")
@@ -595,7 +609,6 @@ def check_permissions(kube: Kube, kubeconfig: Path, mode: Mode) -> None:
         ("create", "roles.rbac.authorization.k8s.io"),
         ("bind", "clusterroles.rbac.authorization.k8s.io"),
         ("escalate", "roles.rbac.authorization.k8s.io"),
-        ("create", "persistentvolumeclaims"),
         ("patch", "statefulsets.apps", "--subresource=scale"),
     ]:
         assert not allowed(*args, "-n", ns), f"may {' '.join(args)} in {ns}"

@@ -57,7 +57,7 @@ NAMESPACED_GRANTS: dict[tuple[str, str], set[str]] = {
     ("", "secrets"): {"get", "list", "watch", "create", "patch", "delete"},
     ("apps", "deployments/scale"): {"get", "patch"},
     ("", "pods"): {"list", "patch"},
-    ("", "persistentvolumeclaims"): {"list", "delete"},
+    ("", "persistentvolumeclaims"): {"list", "create", "patch", "delete"},
     ("", "events"): {"create"},
 }
 CRD_GRANTS: dict[tuple[str, str], set[str]] = {
