@@ -1,0 +1,1 @@
+"""Benchmarks of jobqueue-operator next to its peers and KEDA (never run in tests or CI)."""

@@ -1,0 +1,373 @@
+"""Fill a queue, run a worker configuration until N jobs are done, and measure it the same way.
+
+Used by the worker and growth benchmarks for our worker and every peer alike: the harness
+polls one counter (the peers' and our `incr` task's INCR key, or our protocol's `completed`
+counter for `noop`), subtracts its own polling calls from INFO commandstats, and reports
+jobs/s over the window from the first to the N-th completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import redis
+
+from bench import envs
+from bench.common import Child, RedisSnapshot, free_port
+from bench.constants import COUNTER_KEY, REPO_DIR, WORKER_TIMEOUT_S
+
+log = logging.getLogger(__name__)
+
+QUEUE = "bench"
+POLL_S = 0.01
+FILL_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One worker configuration to measure."""
+
+    system: str  # "ours", "rq", "celery", "arq", "dramatiq"
+    setting: str  # human text, e.g. "concurrency 256"
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    job: str = "incr"  # ours only: "incr" or "noop"
+    processes: int = 1
+
+    @property
+    def counted_by(self) -> str:
+        if self.system == "ours" and self.job == "noop":
+            return "protocol completed counter"
+        return "INCR counter"
+
+    @property
+    def label(self) -> str:
+        name = "jobqueue" if self.system == "ours" else self.system
+        extra = " noop" if self.job == "noop" else ""
+        return f"{name}{extra} ({self.setting})"
+
+
+# ----------------------------------------------------------------------------- configurations
+
+
+def ours(concurrency: int, job: str = "incr", processes: int = 1) -> Setup:
+    env = (
+        ("QUEUE_NAME", QUEUE),
+        ("WORKER_CONCURRENCY", str(concurrency)),
+        ("TASKS_MODULE", "bench.peers.ours"),
+        ("BENCH_POOL_SIZE", str(concurrency)),
+        ("LOG_LEVEL", "WARNING"),
+        ("JOB_LOG_LEVEL", "DEBUG"),
+    )
+    setting = f"concurrency {concurrency}"
+    if processes > 1:
+        setting += f", {processes} processes"
+    return Setup("ours", setting, (sys.executable, "-m", "jobqueue_worker"), env, job, processes)
+
+
+def peer(system: str, best: bool) -> Setup:
+    from bench.constants import (
+        ARQ_BEST_MAX_JOBS,
+        CELERY_BEST_PREFETCH,
+        DRAMATIQ_BEST_THREADS,
+    )
+
+    bindir = envs.env_dir(system) / "bin"
+    base: tuple[str, ...]
+    argv: tuple[str, ...]
+    if system == "rq":
+        base = (str(bindir / "rq"), "worker", "--burst", "--logging_level", "WARNING")
+        if best:
+            return Setup(
+                "rq", "SimpleWorker, no fork", (*base, "-w", "rq.worker.SimpleWorker", QUEUE)
+            )
+        return Setup("rq", "default Worker, fork per job", (*base, QUEUE))
+    if system == "celery":
+        base = (
+            str(bindir / "celery"),
+            "-A",
+            "bench.peers.celery_app",
+            "worker",
+            "-Q",
+            QUEUE,
+            "-l",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        )
+        if best:
+            return Setup(
+                "celery",
+                f"solo pool, acks_late, prefetch {CELERY_BEST_PREFETCH}",
+                (*base, "--pool=solo"),
+                (("BENCH_PREFETCH", str(CELERY_BEST_PREFETCH)),),
+            )
+        return Setup(
+            "celery",
+            "solo pool, acks_late, prefetch 1",
+            (*base, "--pool=solo"),
+            (("BENCH_PREFETCH", "1"),),
+        )
+    if system == "arq":
+        argv = (
+            str(bindir / "arq"),
+            "bench.peers.arq_tasks.WorkerSettings",
+            "--custom-log-dict",
+            "bench.peers.arq_tasks.LOG_CONFIG",
+        )
+        if best:
+            return Setup(
+                "arq",
+                f"max_jobs {ARQ_BEST_MAX_JOBS}",
+                argv,
+                (("BENCH_MAX_JOBS", str(ARQ_BEST_MAX_JOBS)),),
+            )
+        # At max_jobs 1 arq takes one job per poll: its default 0.5 s poll_delay would cap it
+        # at 2 jobs/s, so this row polls every 1 ms instead (flattering arq, not ours).
+        return Setup(
+            "arq",
+            "max_jobs 1, poll_delay 1 ms",
+            argv,
+            (("BENCH_MAX_JOBS", "1"), ("BENCH_POLL_DELAY", "0.001")),
+        )
+    if system == "dramatiq":
+        t = DRAMATIQ_BEST_THREADS if best else 1
+        argv = (str(bindir / "dramatiq"), "bench.peers.dramatiq_tasks", "-p", "1", "-t", str(t))
+        return Setup("dramatiq", f"1 process, {t} threads", argv)
+    raise ValueError(system)
+
+
+# ----------------------------------------------------------------------------- filling
+
+
+async def _fill_ours(url: str, n: int, job: str, payload: Any) -> float:
+    from jobqueue import JobSpec, Queue, connect
+
+    client = connect(url)
+    try:
+        q = Queue(client, QUEUE)
+        t0 = time.perf_counter()
+        for start in range(0, n, FILL_CHUNK):
+            count = min(FILL_CHUNK, n - start)
+            await q.enqueue_many([JobSpec(type=job, payload=payload)] * count)
+        return time.perf_counter() - t0
+    finally:
+        await client.aclose()
+
+
+def fill_ours(url: str, n: int, job: str = "incr", payload_bytes: int = 0) -> float:
+    """Enqueue n jobs with the protocol's enqueue_many; return the seconds it took."""
+    payload = "x" * payload_bytes if payload_bytes else None
+    return asyncio.run(_fill_ours(url, n, job, payload))
+
+
+def peer_env(url: str) -> dict[str, str]:
+    return {
+        "BENCH_REDIS_URL": url,
+        "BENCH_COUNTER": COUNTER_KEY,
+        "BENCH_QUEUE": QUEUE,
+        "PYTHONPATH": str(REPO_DIR),
+    }
+
+
+def produce_peer(system: str, url: str, n: int, payload_bytes: int = 0) -> float:
+    """Run the peer's own producer (one call per job) in its venv; return its seconds."""
+    module = {
+        "rq": "bench.peers.rq_tasks",
+        "celery": "bench.peers.celery_app",
+        "arq": "bench.peers.arq_tasks",
+        "dramatiq": "bench.peers.dramatiq_tasks",
+    }[system]
+    out = subprocess.run(
+        [str(envs.python(system)), "-m", module, "produce", str(n), str(payload_bytes)],
+        env={**os.environ, **peer_env(url)},
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=WORKER_TIMEOUT_S,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{system} producer failed: {out.stderr[-2000:]}")
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+
+
+# ----------------------------------------------------------------------------- draining
+
+
+def session_cpu(sid: int) -> float:
+    """CPU seconds of session sid: its live processes plus the children they reaped."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid:
+                total += sum(int(f) for f in fields[11:15]) / ticks
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def run_setup(
+    setup: Setup,
+    url: str,
+    n: int,
+    log_dir: Path,
+    *,
+    payload_bytes: int = 0,
+    prefilled: bool = False,
+    max_seconds: float = WORKER_TIMEOUT_S,
+) -> dict[str, Any]:
+    """Fill the queue with n jobs (unless prefilled), run the worker(s), measure; one row.
+
+    A configuration still running after max_seconds is stopped and measured over the jobs it
+    finished (the row says `capped`): a fork-per-job worker would otherwise take many minutes.
+    """
+    client = redis.Redis.from_url(url)
+    if not prefilled:
+        client.flushall()
+        if setup.system == "ours":
+            fill_s = fill_ours(url, n, setup.job, payload_bytes)
+        else:
+            fill_s = produce_peer(setup.system, url, n, payload_bytes)
+    else:
+        fill_s = 0.0
+    if setup.system == "ours" and setup.job == "noop":
+        from jobqueue.keys import QueueKeys
+
+        counters = QueueKeys.for_queue(QUEUE).counters
+
+        def count() -> int:
+            return int(cast(bytes | None, client.hget(counters, "completed")) or 0)
+
+        poll_cmd = "hget"
+    else:
+
+        def count() -> int:
+            return int(cast(bytes | None, client.get(COUNTER_KEY)) or 0)
+
+        poll_cmd = "get"
+    base = count()
+    target = base + n
+    before = RedisSnapshot.take(client)
+    polls = 0
+    env = {**peer_env(url), "REDIS_URL": url, **dict(setup.env)}
+    children: list[Child] = []
+    t_start = time.monotonic()
+    try:
+        for i in range(setup.processes):
+            env_i = {**env, "HEALTH_PORT": str(free_port()), "POD_NAME": f"bench-{i}"}
+            children.append(Child(f"{setup.system}-{i}", setup.argv, env=env_i, log_dir=log_dir))
+        t_first: float | None = None
+        c_first = 0
+        cpu = 0.0
+        next_cpu = t_start
+        deadline = t_start + max_seconds
+        capped = False
+        done = base
+        while True:
+            done = count()
+            polls += 1
+            now = time.monotonic()
+            if t_first is None and done > base:
+                t_first, c_first = now, done
+            if done >= target:
+                t_end = now
+                break
+            if now > deadline:
+                if t_first is None or done - c_first < 100:
+                    raise TimeoutError(
+                        f"{setup.label}: {done - base}/{n} jobs after {max_seconds} s"
+                    )
+                t_end, capped, target = now, True, done
+                break
+            for ch in children:
+                if not ch.alive() and ch.proc.returncode not in (0, None):
+                    ch.check()
+            if now >= next_cpu:  # sampled: a burst-mode peer may exit right after the last job
+                cpu = max(cpu, sum(session_cpu(ch.pid) for ch in children))
+                next_cpu = now + 0.25
+            time.sleep(POLL_S)
+        cpu = max(cpu, sum(session_cpu(ch.pid) for ch in children))
+    finally:
+        for ch in children:
+            ch.stop(timeout=30)
+    after = RedisSnapshot.take(client)
+    delta = before.delta(after, ignore={poll_cmd: polls})
+    assert t_first is not None
+    window = max(t_end - t_first, 1e-6)
+    jobs_in_window = target - c_first
+    n_done = target - base
+    client.close()
+    return {
+        "system": setup.system,
+        "setting": setup.setting,
+        "label": setup.label,
+        "job": setup.job,
+        "counted_by": setup.counted_by,
+        "processes": setup.processes,
+        "jobs": n_done,
+        "capped": capped,
+        "payload_bytes": payload_bytes,
+        "jobs_s": jobs_in_window / window,
+        "seconds": window,
+        "wall_s_incl_startup": t_end - t_start,
+        "fill_s": fill_s,
+        "redis_cmds_per_job": delta.total / n_done,
+        "redis_scripts_per_job": delta.scripts / n_done,
+        "redis_cpu_us_per_job": delta.cpu / n_done * 1e6,
+        "worker_cpu_us_per_job": cpu / n_done * 1e6,
+        "redis_top_cmds": delta.top(),
+    }
+
+
+def run_many(
+    setups: Sequence[Setup],
+    url: str,
+    n: int,
+    log_dir: Path,
+    on_error: Callable[[Setup, BaseException], dict[str, Any]],
+    **kw: Any,
+) -> list[dict[str, Any]]:
+    rows = []
+    for s in setups:
+        log.info("worker: %s, %d jobs", s.label, n)
+        try:
+            row = run_setup(s, url, n, log_dir, **kw)
+            log.info(
+                "  %s: %.0f jobs/s, %.1f redis cmds/job",
+                s.label,
+                row["jobs_s"],
+                row["redis_cmds_per_job"],
+            )
+        except Exception as exc:
+            log.exception("  %s failed", s.label)
+            row = on_error(s, exc)
+        rows.append(row)
+    return rows
+
+
+def error_row(s: Setup, exc: BaseException) -> dict[str, Any]:
+    return {
+        "system": s.system,
+        "setting": s.setting,
+        "label": s.label,
+        "job": s.job,
+        "counted_by": s.counted_by,
+        "processes": s.processes,
+        "error": f"{type(exc).__name__}: {str(exc)[:500]}",
+    }

@@ -1,0 +1,118 @@
+"""Enqueue throughput: one API process under wrk, next to each peer's own Python producer.
+
+The API side reuses bench/api_enqueue.py (the API helper's wrk driver: a private redis-server,
+`python -m jobqueue_api` with one uvicorn worker, wrk with a Lua script for the POST body, a
+check that every accepted job is in Redis). The producers enqueue the same number of jobs in
+one process, one producer call per job: RQ `Queue.enqueue`, Celery `apply_async`, arq
+`enqueue_job`, Dramatiq `send`, and ours `Queue.enqueue` (plus `enqueue_many` by 100).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from typing import Any
+
+import redis
+
+from bench import api_enqueue, drive, envs
+from bench.common import Ctx, private_redis
+from bench.constants import (
+    BATCH_SIZE,
+    ENQUEUE_JOBS_FULL,
+    ENQUEUE_JOBS_QUICK,
+    PEER_REQUIREMENTS,
+    WRK_CONNECTIONS,
+    WRK_DURATION_FULL_S,
+    WRK_DURATION_QUICK_S,
+)
+
+log = logging.getLogger(__name__)
+
+
+async def _ours_producer(url: str, n: int, batch: int) -> float:
+    from jobqueue import JobSpec, Queue, connect
+
+    client = connect(url)
+    try:
+        q = Queue(client, drive.QUEUE)
+        spec = JobSpec(type="incr", payload="")
+        t0 = time.perf_counter()
+        if batch == 1:
+            for _ in range(n):
+                await q.enqueue(spec)
+        else:
+            for start in range(0, n, batch):
+                await q.enqueue_many([spec] * min(batch, n - start))
+        return time.perf_counter() - t0
+    finally:
+        await client.aclose()
+
+
+def producers(ctx: Ctx) -> list[dict[str, Any]]:
+    n = ctx.pick(ENQUEUE_JOBS_QUICK, ENQUEUE_JOBS_FULL)
+    envs.ensure_all()
+    rows: list[dict[str, Any]] = []
+    with private_redis() as server:
+        client = redis.Redis.from_url(server.url)
+        cases: list[tuple[str, str, Any]] = [
+            (
+                "jobqueue",
+                "Queue.enqueue, one per call",
+                lambda: asyncio.run(_ours_producer(server.url, n, 1)),
+            ),
+            (
+                "jobqueue",
+                f"Queue.enqueue_many, {BATCH_SIZE} per call",
+                lambda: asyncio.run(_ours_producer(server.url, n, BATCH_SIZE)),
+            ),
+        ]
+        calls = {
+            "rq": "Queue.enqueue",
+            "celery": "task.apply_async",
+            "arq": "ArqRedis.enqueue_job",
+            "dramatiq": "actor.send",
+        }
+        for p in PEER_REQUIREMENTS:
+            cases.append((p, calls[p], lambda p=p: drive.produce_peer(p, server.url, n)))
+        for system, how, fn in cases:
+            client.flushall()
+            log.info("enqueue: %s %s, %d jobs", system, how, n)
+            try:
+                secs = float(fn())
+                rows.append(
+                    {"system": system, "how": how, "jobs": n, "seconds": secs, "jobs_s": n / secs}
+                )
+                log.info("  %.0f jobs/s", n / secs)
+            except Exception as exc:
+                log.exception("  failed")
+                rows.append({"system": system, "how": how, "error": f"{type(exc).__name__}: {exc}"})
+        client.close()
+    return rows
+
+
+def api(ctx: Ctx) -> list[dict[str, Any]]:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed: run `make deps`")
+    duration = ctx.pick(WRK_DURATION_QUICK_S, WRK_DURATION_FULL_S)
+    rows: list[dict[str, Any]] = []
+    work = ctx.work / "api"
+    work.mkdir(parents=True, exist_ok=True)
+    with private_redis() as server:
+        for scenario in api_enqueue.SCENARIOS:
+            log.info("enqueue: API %s, wrk %d s", scenario.name, duration)
+            try:
+                r = api_enqueue.run_scenario(scenario, server.url, duration, WRK_CONNECTIONS, work)
+                rows.append({**asdict(r), "connections": WRK_CONNECTIONS, "duration_s": duration})
+                log.info("  %.0f req/s, %.0f jobs/s", r.requests_per_s, r.jobs_per_s)
+            except Exception as exc:
+                log.exception("  failed")
+                rows.append({"scenario": scenario.name, "error": f"{type(exc).__name__}: {exc}"})
+    return rows
+
+
+def run(ctx: Ctx) -> dict[str, Any]:
+    return {"api": api(ctx), "producers": producers(ctx), "batch_size": BATCH_SIZE}

@@ -1,0 +1,29 @@
+"""The environment every peer module reads: Redis URL, counter key, queue name."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+COUNTER = os.environ.get("BENCH_COUNTER", "bench:done")
+QUEUE = os.environ.get("BENCH_QUEUE", "bench")
+
+
+def payload(size: int) -> str:
+    return "x" * size
+
+
+def produce_main(enqueue_n: Callable[[int, str], None]) -> None:
+    """CLI: `produce N [PAYLOAD_BYTES]`; times enqueue_n(N, payload) and prints JSON."""
+    if len(sys.argv) < 3 or sys.argv[1] != "produce":
+        raise SystemExit(f"usage: {sys.argv[0]} produce N [PAYLOAD_BYTES]")
+    n = int(sys.argv[2])
+    body = payload(int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+    t0 = time.perf_counter()
+    enqueue_n(n, body)
+    seconds = time.perf_counter() - t0
+    sys.stdout.write(json.dumps({"jobs": n, "seconds": seconds}) + "\n")
