@@ -73,6 +73,7 @@ class Pool:
     queue: str  # its QUEUE_NAME
     replicas: int | None  # applied replicas; None while its autoscaler owns the field
     job_types: tuple[str, ...] = ()  # () for the default pool: every type not routed elsewhere
+    min_replicas: int = 0  # its autoscaler's floor: the replicas a new Deployment starts with
 
 
 def pools(ref: JobQueueRef, spec: JobQueueSpec) -> tuple[Pool, ...]:
@@ -84,6 +85,7 @@ def pools(ref: JobQueueRef, spec: JobQueueSpec) -> tuple[Pool, ...]:
             spec.worker,
             spec.queue_identity(ref.namespace, ref.name),
             worker_replicas(spec),
+            min_replicas=spec.autoscaling.min_replicas,
         )
     ]
     out += [
@@ -94,10 +96,25 @@ def pools(ref: JobQueueRef, spec: JobQueueSpec) -> tuple[Pool, ...]:
             spec.pool_queue(ref.namespace, ref.name, p.name),
             p.replicas_applied(),
             tuple(p.job_types),
+            min_replicas=p.autoscaling.min_replicas,
         )
         for p in spec.workers
     ]
     return tuple(out)
+
+
+def initial_replicas(ref: JobQueueRef, spec: JobQueueSpec) -> dict[str, int]:
+    """Worker Deployment name -> the replicas it is created with, for the autoscaled pools.
+
+    Their manifests carry no ``spec.replicas`` (the autoscaler owns it), and Kubernetes would
+    create them at 1: a worker started for nothing until the cooldown. So a new one starts at
+    its ``minReplicas`` and the field is handed to the autoscaler at once.
+    """
+    return {
+        child_name(ref.name, p.component): p.min_replicas
+        for p in pools(ref, spec)
+        if p.replicas is None
+    }
 
 
 def pool_component(pool: str) -> str:

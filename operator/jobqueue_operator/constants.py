@@ -8,6 +8,8 @@ from typing import Final
 GROUP: Final = "jobqueue.io"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
+# The User-Agent of the operator's own Kubernetes requests.
+USER_AGENT: Final = "jobqueue-operator/0.1.0"
 KIND: Final = "JobQueue"
 PLURAL: Final = "jobqueues"
 SINGULAR: Final = "jobqueue"

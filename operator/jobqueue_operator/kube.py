@@ -79,7 +79,9 @@ def load_api_client(threads: int) -> Any:
     else:
         config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     configuration.connection_pool_maxsize = max(threads, 4)
-    return client.ApiClient(configuration)
+    api_client = client.ApiClient(configuration)
+    api_client.user_agent = c.USER_AGENT  # names the operator in audit logs and metrics
+    return api_client
 
 
 class Kube:

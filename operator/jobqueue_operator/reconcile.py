@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import copy
 import hashlib
 import logging
 import secrets
@@ -27,7 +28,7 @@ from jobqueue_operator import builders, diffing, redisops, scaler
 from jobqueue_operator import constants as c
 from jobqueue_operator.builders import Images, SecretMaterial
 from jobqueue_operator.kube import CHILD_KINDS, Kube, KubeError
-from jobqueue_operator.kubetypes import JSON, JobQueueRef
+from jobqueue_operator.kubetypes import JSON, JobQueueRef, Manifest
 from jobqueue_operator.redisops import NOT_CHECKED, RedisCheck
 from jobqueue_operator.spec import (
     JobQueueSpec,
@@ -199,6 +200,16 @@ class Reconciler:
 
     # -- the reconcile -----------------------------------------------------------------------
 
+    async def _create_autoscaled(self, manifest: Manifest, replicas: int) -> JSON:
+        """Create an autoscaled worker Deployment at ``replicas`` (its minReplicas) rather
+        than Kubernetes' default of 1, then hand the field to the autoscaler: it takes the
+        field over and our apply without it lets go (three writes, on creation only)."""
+        first: Manifest = copy.deepcopy(manifest)
+        first["spec"]["replicas"] = replicas
+        created = await self.kube.apply(first)
+        await self._hand_over_replicas(manifest, created)
+        return await self.kube.apply(manifest)
+
     async def _hand_over_replicas(self, manifest: Mapping[str, Any], live: JSON | None) -> None:
         """Before an apply that stops sending the worker's spec.replicas (autoscaling was just
         switched on), let the autoscaler co-own the field at its live value: server-side apply
@@ -232,6 +243,7 @@ class Reconciler:
                 ref, spec, material, self.images, gateway_api=gateway_api
             )
         ]
+        initial = builders.initial_replicas(ref, spec)
         applied: list[str] = []
         errors: list[str] = []
         pruned: list[str] = []
@@ -241,8 +253,11 @@ class Reconciler:
             if not diffing.needs_apply(manifest, live.get(key)):
                 continue
             try:
-                await self._hand_over_replicas(manifest, live.get(key))
-                result = await self.kube.apply(manifest)
+                if live.get(key) is None and key[0] == "Deployment" and key[1] in initial:
+                    result = await self._create_autoscaled(manifest, initial[key[1]])
+                else:
+                    await self._hand_over_replicas(manifest, live.get(key))
+                    result = await self.kube.apply(manifest)
             except KubeError as exc:
                 errors.append(f"{key[0]}/{key[1]}: {redisops.redact(str(exc), material.values())}")
                 continue

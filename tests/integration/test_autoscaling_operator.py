@@ -477,3 +477,30 @@ async def test_switching_autoscaling_on_keeps_the_running_workers(
     )
     await asyncio.sleep(2)  # a resync or two more
     assert min(jq.replicas.seq()) == 4, f"replicas went {jq.replicas.seq()}"
+
+
+async def test_a_new_autoscaled_worker_deployment_starts_at_min_replicas(
+    make_jq: Callable[..., JQ],
+) -> None:
+    """Kubernetes would create it at 1 (no spec.replicas while the autoscaler owns the field):
+    a worker started for nothing until the cooldown ends. It starts at minReplicas instead,
+    and the autoscaler owns the field from then on."""
+    idle = make_jq({"maxReplicas": 5, "cooldownSeconds": 600, "scaleDownStabilizationSeconds": 600})
+    floor = make_jq({"minReplicas": 2, "maxReplicas": 5, "cooldownSeconds": 600})
+    await await_for("the idle queue's Deployment", lambda: idle.replicas.now is not None)
+    await await_for("the floored queue's Deployment", lambda: floor.replicas.now is not None)
+    await asyncio.sleep(2)
+    assert idle.replicas.seq() == [0], f"replicas went {idle.replicas.seq()}"
+    assert floor.replicas.seq() == [2], f"replicas went {floor.replicas.seq()}"
+
+    await idle.enqueue(7)  # the autoscaler, not the reconcile, moves it now
+    await await_for("2 workers for 7 jobs", lambda: idle.replicas.now == 2)
+    deployment = idle.kube.kubectl_json(
+        "get", "deployment", f"{idle.name}-worker", "-n", idle.ns, "--show-managed-fields"
+    )
+    owners = {
+        m["manager"]
+        for m in deployment["metadata"]["managedFields"]
+        if "f:replicas" in (m.get("fieldsV1") or {}).get("f:spec", {})
+    }
+    assert owners == {"jobqueue-autoscaler"}, owners
