@@ -32,6 +32,7 @@ import ssl
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -263,6 +264,7 @@ class ControlPlane:
             cp.with_scheduler = state["with_scheduler"]
             cp.server = state["server"]
             cp.etcd_url = state["etcd_url"]
+            cp.apiserver_args = tuple(state.get("apiserver_args", ()))
         return cp
 
     def running(self) -> list[str]:
@@ -319,6 +321,14 @@ class ControlPlane:
         if stopped:
             log.info("stopped %s", ", ".join(stopped))
         return stopped
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver alone (etcd and the controllers keep running): restart tests."""
+        self.procs.stop(APISERVER)
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again with its flags and port; returns once /readyz is 200."""
+        self._start_apiserver(urllib.parse.urlsplit(self.server).port)
 
     def status(self) -> dict[str, Any]:
         ready = bool(self.server) and self._get("/readyz", timeout=2.0) == 200
@@ -378,9 +388,9 @@ class ControlPlane:
 
         self._wait_for(ETCD, "/health", healthy)
 
-    def _start_apiserver(self) -> None:
+    def _start_apiserver(self, port: int | None = None) -> None:
         pki = self.pki_dir
-        port = free_port(self.bind_address)
+        port = port or free_port(self.bind_address)
         host = self.bind_address
         self.server = f"https://{host}:{port}"
         args = [
@@ -461,6 +471,7 @@ class ControlPlane:
             "bind_address": self.bind_address,
             "advertise_address": self.advertise_address,
             "with_scheduler": self.with_scheduler,
+            "apiserver_args": list(self.apiserver_args),
             "bin_dir": str(binaries.component_dir("k8s")),
             "versions": {c: binaries.version_of(c) for c in binaries.CONTROL_PLANE_COMPONENTS},
         }
