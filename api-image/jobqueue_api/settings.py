@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobqueue.connection import URL_SCHEMES
+from jobqueue.connection import URL_SCHEMES, redact_url
 from jobqueue.keys import validate_queue_name
 from jobqueue_api import constants as c
 
@@ -33,23 +33,6 @@ def _upper(value: object) -> object:
 
 def _empty_is_none(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by `***`, safe to log."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        user = parts.username or ""
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        port = f":{parts.port}" if parts.port is not None else ""
-        netloc = f"{user}:***@{host}{port}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    except ValueError:
-        return "<unparseable URL>"
 
 
 class Settings(BaseSettings):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import socket
 from typing import Annotated, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobqueue.connection import URL_SCHEMES
+from jobqueue.connection import URL_SCHEMES, redact_url
 from jobqueue_worker import constants as c
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -35,22 +35,6 @@ def _upper(value: object) -> object:
 
 def _empty_is_none(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by `***`, safe to log."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        port = f":{parts.port}" if parts.port is not None else ""
-        netloc = f"{parts.username or ''}:***@{host}{port}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    except ValueError:
-        return "<unparseable URL>"
 
 
 def split_modules(value: str) -> tuple[str, ...]:
