@@ -269,19 +269,26 @@ async def test_unknown_type_is_dead_at_once_and_the_worker_goes_on() -> None:
                   outcome="unknown_task") == 1  # fmt: skip
 
 
-async def test_a_result_that_is_not_json_fails_without_retry() -> None:
+@pytest.mark.parametrize(
+    ("result", "why"),
+    [
+        ({1, 2}, "set"),
+        ({"x": float("inf"), "n": None}, "Out of range float"),  # orjson would write null
+    ],
+)
+async def test_a_result_that_is_not_json_fails_without_retry(result: Any, why: str) -> None:
     registry = TaskRegistry()
 
-    @registry.task("setty")
-    async def setty(payload: None) -> set[int]:
-        return {1, 2}
+    @registry.task("bad-result")
+    async def bad_result(payload: None) -> Any:
+        return result
 
     queue = FakeQueue()
-    queue.add("setty")
+    queue.add("bad-result")
     worker = make_worker(queue, registry)
     await run_until(worker, lambda: bool(queue.failed))
     [(_, error, retry)] = queue.failed
-    assert "not JSON-serialisable" in error and "set" in error
+    assert "not JSON-serialisable" in error and why in error
     assert retry is False
     assert not queue.completed
 

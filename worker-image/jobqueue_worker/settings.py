@@ -5,36 +5,19 @@ from __future__ import annotations
 import re
 import socket
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
-from pydantic import (
-    AliasChoices,
-    BeforeValidator,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-)
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobqueue.connection import URL_SCHEMES, redact_url
+from jobqueue import settings as shared
+from jobqueue.connection import redact_url
 from jobqueue_worker import constants as c
 
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-REDIS_SCHEMES = URL_SCHEMES
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-class SettingsError(Exception):
+class SettingsError(shared.SettingsError):
     """The environment does not describe a runnable worker; the message names the variable."""
-
-
-def _upper(value: object) -> object:
-    return value.upper() if isinstance(value, str) else value
-
-
-def _empty_is_none(value: object) -> object:
-    return None if isinstance(value, str) and not value.strip() else value
 
 
 def split_modules(value: str) -> tuple[str, ...]:
@@ -49,10 +32,10 @@ class WorkerSettings(BaseSettings):
         case_sensitive=False, extra="ignore", frozen=True, populate_by_name=True
     )
 
-    redis_url: SecretStr = Field(
+    redis_url: shared.RedisUrl = Field(
         default=SecretStr(c.DEFAULT_REDIS_URL),
-        validation_alias=AliasChoices("REDIS_URL", "TASK_QUEUE_URL", "redis_url"),
-        description="Redis URL (redis://, rediss:// or unix://); TASK_QUEUE_URL is an alias.",
+        validation_alias=shared.REDIS_URL_ALIASES,
+        description=shared.REDIS_URL_HELP,
     )
     queue_name: str = Field(default=c.DEFAULT_QUEUE_NAME, min_length=1, max_length=200)
     worker_concurrency: int = Field(default=c.DEFAULT_CONCURRENCY, ge=1, le=c.MAX_CONCURRENCY)
@@ -65,9 +48,9 @@ class WorkerSettings(BaseSettings):
     drain_timeout_seconds: float = Field(default=c.DEFAULT_DRAIN_TIMEOUT, ge=0)
     health_host: str = c.DEFAULT_HEALTH_HOST
     health_port: int = Field(default=c.DEFAULT_HEALTH_PORT, ge=1, le=65535)
-    pod_name: Annotated[str | None, BeforeValidator(_empty_is_none)] = None
-    log_level: Annotated[LogLevel, BeforeValidator(_upper)] = c.DEFAULT_LOG_LEVEL
-    job_log_level: Annotated[LogLevel, BeforeValidator(_upper)] = c.DEFAULT_JOB_LOG_LEVEL
+    pod_name: Annotated[str | None, shared.BlankIsNone] = None
+    log_level: shared.UpperLogLevel = c.DEFAULT_LOG_LEVEL
+    job_log_level: shared.UpperLogLevel = c.DEFAULT_JOB_LOG_LEVEL
     lease_seconds: float = Field(default=c.DEFAULT_LEASE_SECONDS, ge=0.5, le=86400)
     liveness_timeout_seconds: float = Field(default=c.DEFAULT_LIVENESS_TIMEOUT, gt=0)
     heartbeat_interval_seconds: float = Field(default=c.DEFAULT_HEARTBEAT_INTERVAL, gt=0)
@@ -77,23 +60,6 @@ class WorkerSettings(BaseSettings):
     )
     redis_connect_timeout: float = Field(default=c.DEFAULT_REDIS_CONNECT_TIMEOUT, gt=0)
     redis_socket_timeout: float = Field(default=c.DEFAULT_REDIS_SOCKET_TIMEOUT, gt=0)
-
-    @field_validator("redis_url")
-    @classmethod
-    def _check_redis_url(cls, value: SecretStr) -> SecretStr:
-        raw = value.get_secret_value().strip()
-        try:
-            parts = urlsplit(raw)
-            _ = parts.port  # raises ValueError on a non-numeric port
-        except ValueError:
-            raise ValueError("is not a valid URL") from None
-        if parts.scheme not in REDIS_SCHEMES:
-            raise ValueError(
-                f"must start with one of {', '.join(s + '://' for s in REDIS_SCHEMES)}"
-            )
-        if parts.scheme != "unix" and not parts.hostname:
-            raise ValueError("has no host")
-        return SecretStr(raw)
 
     @field_validator("tasks_module")
     @classmethod
@@ -120,26 +86,9 @@ class WorkerSettings(BaseSettings):
         return self.pod_name or socket.gethostname()
 
 
-_ENV_NAMES = {
-    "REDIS_URL": "REDIS_URL (or TASK_QUEUE_URL)",
-    "TASK_QUEUE_URL": "REDIS_URL (or TASK_QUEUE_URL)",
-}
-
-
-def format_settings_error(exc: ValidationError) -> str:
-    """A one-line-per-variable message that never echoes a value (it could be a secret)."""
-    lines = []
-    for err in exc.errors(include_input=False, include_url=False):
-        field = str(err["loc"][0]).upper() if err["loc"] else "?"
-        env = _ENV_NAMES.get(field, field)
-        msg = "is required" if err["type"] == "missing" else err["msg"]
-        lines.append(f"{env}: {msg.removeprefix('Value error, ')}")
-    return "invalid configuration: " + "; ".join(lines)
-
-
 def load_settings() -> WorkerSettings:
     """Read the settings from the environment or raise SettingsError with a clear message."""
     try:
         return WorkerSettings()
     except ValidationError as exc:
-        raise SettingsError(format_settings_error(exc)) from None
+        raise SettingsError(shared.format_settings_error(exc)) from None
