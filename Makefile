@@ -31,7 +31,7 @@ setup: deps $(VENV_STAMP) binaries
 
 # Cached under ~/.cache/jobqueue-operator/bin/<name>-<version>: a warm run only checks files.
 binaries:
-	@bash tests/cluster/build.sh all coredns
+	@bash tests/cluster/build.sh all coredns kube-router
 
 lint: $(VENV_STAMP)
 	$(PY) -m ruff check .

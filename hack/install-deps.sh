@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(ca-certificates openssl util-linux iproute2 iptables conntrack
+PKGS=(ca-certificates openssl util-linux iproute2 iptables conntrack ipset
       redis-server redis-tools
       containerd runc containernetworking-plugins buildah debootstrap umoci skopeo wrk)
 # The venv comes from `python3 -m venv`; Debian's own python3 needs python3-venv for it.

@@ -28,6 +28,8 @@ from jobqueue_operator.spec import (
 )
 
 INGRESS_API_VERSION = "networking.k8s.io/v1"
+NETWORK_POLICY_API_VERSION = "networking.k8s.io/v1"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 HTTPROUTE_API_VERSION = f"{GATEWAY_GROUP}/v1"
 
@@ -40,6 +42,15 @@ class Images:
     worker: str
     redis: str
     pull_policy: str = "IfNotPresent"
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorPeer:
+    """Where the operator's own pods run, so a managed Redis' NetworkPolicy lets them in (the
+    operator reads queue depth and purges keys). Unknown when it runs outside the cluster."""
+
+    namespace: str
+    labels: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -754,6 +765,49 @@ def redis_statefulset(
     )
 
 
+def _namespace_peer(namespace: str) -> JSON:
+    return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}
+
+
+def redis_network_policy(
+    ref: JobQueueRef, spec: JobQueueSpec, operator: OperatorPeer | None
+) -> Manifest:
+    """``<name>-redis``: only this JobQueue's API and worker pods, the operator and the
+    namespaces in ``allowNamespaces`` may open a connection to the managed Redis."""
+    managed = spec.redis.managed
+    assert managed is not None
+    components = [c.COMPONENT_API] if spec.api.enabled else []
+    components += [pool.component for pool in pools(ref, spec)]
+    peers: list[JSON] = [
+        {
+            "podSelector": {
+                "matchLabels": {c.LABEL_NAME: c.APP_NAME, c.LABEL_INSTANCE: ref.name},
+                "matchExpressions": [
+                    {"key": c.LABEL_COMPONENT, "operator": "In", "values": components}
+                ],
+            }
+        }
+    ]
+    if operator is not None:
+        peers.append(
+            {
+                **_namespace_peer(operator.namespace),
+                "podSelector": {"matchLabels": dict(operator.labels)},
+            }
+        )
+    peers += [_namespace_peer(ns) for ns in managed.network_policy.allow_namespaces]
+    return _manifest(
+        NETWORK_POLICY_API_VERSION,
+        "NetworkPolicy",
+        metadata(ref, child_name(ref.name, c.COMPONENT_REDIS), c.COMPONENT_REDIS),
+        spec={
+            "podSelector": {"matchLabels": selector_labels(ref.name, c.COMPONENT_REDIS)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": c.REDIS_PORT}]}],
+        },
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Everything
 
@@ -765,15 +819,19 @@ def desired_children(
     images: Images,
     *,
     gateway_api: bool = False,
+    operator: OperatorPeer | None = None,
 ) -> tuple[Manifest, ...]:
     """All children one JobQueue should have, in apply order (Secrets before their users).
 
-    ``gateway_api``: the cluster serves gateway.networking.k8s.io/v1 (else no HTTPRoute)."""
+    ``gateway_api``: the cluster serves gateway.networking.k8s.io/v1 (else no HTTPRoute);
+    ``operator``: where the operator's pods run (for the managed Redis' NetworkPolicy)."""
     children: list[Manifest] = []
     managed = spec.redis.managed
     if managed is not None:
         assert material.redis_password is not None
         secret = redis_secret(ref, managed, material.redis_password)
+        if managed.network_policy.enabled:  # before the pod it guards
+            children.append(redis_network_policy(ref, spec, operator))
         children += [
             secret,
             redis_service(ref),

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, get_args
 from urllib.parse import quote
 
 from jobqueue_operator import constants as c
-from jobqueue_operator.kubetypes import JSON, Manifest
+from jobqueue_operator.kubetypes import JSON, ChildKind, Manifest
 
 T = TypeVar("T")
 
@@ -53,10 +53,12 @@ KINDS: Final[Mapping[str, Kind]] = {
     "Event": Kind("v1", "events"),
     "Ingress": Kind("networking.k8s.io/v1", "ingresses"),
     "HTTPRoute": Kind("gateway.networking.k8s.io/v1", "httproutes"),
+    "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
     c.KIND: Kind(c.API_VERSION, c.PLURAL),
 }
-#: The kinds a JobQueue's children can be (listed for pruning and deletion).
-CHILD_KINDS: Final = ("Deployment", "StatefulSet", "Service", "Secret", "Ingress", "HTTPRoute")
+#: The kinds of a JobQueue's children, listed for pruning and deletion (the worker volumes'
+#: PersistentVolumeClaims have their own path: reconcile._sync_claims).
+CHILD_KINDS: Final = tuple(k for k in get_args(ChildKind) if k != "PersistentVolumeClaim")
 
 
 class KubeError(Exception):

@@ -21,6 +21,7 @@ ChildKind = Literal[
     "Secret",
     "Ingress",
     "HTTPRoute",
+    "NetworkPolicy",
     "PersistentVolumeClaim",
 ]
 

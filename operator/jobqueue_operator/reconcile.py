@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol
 
 from jobqueue_operator import builders, diffing, redisops, scaler
 from jobqueue_operator import constants as c
-from jobqueue_operator.builders import Images, SecretMaterial
+from jobqueue_operator.builders import Images, OperatorPeer, SecretMaterial
 from jobqueue_operator.kube import CHILD_KINDS, Kube, KubeError
 from jobqueue_operator.kubetypes import JSON, JobQueueRef, Manifest
 from jobqueue_operator.redisops import NOT_CHECKED, RedisCheck
@@ -158,9 +158,11 @@ class Reconciler:
         redis_check: RedisChecker = redisops.check,
         purge: Purger = redisops.purge,
         clock: Callable[[], float] = time.monotonic,
+        operator_peer: OperatorPeer | None = None,
     ) -> None:
         self.kube = kube
         self.images = images
+        self.operator_peer = operator_peer
         self.post_event = post_event
         self.redis_check = redis_check
         self.purge = purge
@@ -240,7 +242,12 @@ class Reconciler:
         desired = [
             diffing.with_applied_hash(m)
             for m in builders.desired_children(
-                ref, spec, material, self.images, gateway_api=gateway_api
+                ref,
+                spec,
+                material,
+                self.images,
+                gateway_api=gateway_api,
+                operator=self.operator_peer,
             )
         ]
         initial = builders.initial_replicas(ref, spec)
@@ -558,7 +565,7 @@ class Reconciler:
             purged = ""
             if spec is not None and spec.deletion_policy == "Purge":
                 purged = await self._purge(ref, spec, live, retry)
-            await delete(("Service", "Secret", "Ingress", "HTTPRoute"))
+            await delete(("Service", "Secret", "Ingress", "HTTPRoute", "NetworkPolicy"))
             try:
                 claims = await self._release_claims(ref, spec)
             except KubeError as exc:

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobqueue_operator.builders import OperatorPeer
+
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -37,11 +39,28 @@ class OperatorSettings(BaseSettings):
     peering_name: str = "jobqueue-operator"
     health_port: int = Field(default=8080, ge=0, le=65535, description="/healthz; 0 disables it.")
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="/metrics; 0 disables it.")
+    operator_namespace: str = Field(
+        default="",
+        description="The operator pod's namespace (the chart sets it); with operator_pod_labels "
+        "it lets the operator through a managed Redis' NetworkPolicy.",
+    )
+    operator_pod_labels: str = Field(
+        default="",
+        pattern=r"^([^=,\s]+=[^=,\s]*(,[^=,\s]+=[^=,\s]*)*)?$",
+        description="The operator pods' labels, as k=v,k=v (the chart sets them).",
+    )
     log_level: LogLevel = "INFO"
     event_level: LogLevel = Field(default="INFO", description="Lowest level posted as a k8s Event.")
 
     def namespaces(self) -> tuple[str, ...]:
         return tuple(ns.strip() for ns in self.watch_namespaces.split(",") if ns.strip())
+
+    def operator_peer(self) -> OperatorPeer | None:
+        """Where this operator's pods run; None outside a cluster (nothing to let in)."""
+        if not (self.operator_namespace and self.operator_pod_labels):
+            return None
+        pairs = (item.split("=", 1) for item in self.operator_pod_labels.split(","))
+        return OperatorPeer(self.operator_namespace, {k: v for k, v in pairs})
 
 
 @lru_cache(maxsize=1)

@@ -29,6 +29,7 @@ __all__ = [
     "IngressSpec",
     "JobQueueSpec",
     "ManagedRedis",
+    "RedisNetworkPolicy",
     "RedisSpec",
     "Resources",
     "ScheduleSpec",
@@ -59,6 +60,8 @@ MAX_POOLS: Final = 16
 MAX_JOB_TYPES: Final = 32
 MAX_SCHEDULES: Final = 32
 MAX_VOLUMES: Final = 16
+MAX_ALLOWED_NAMESPACES: Final = 16
+DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 SCHEDULE_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 VOLUME_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 TIME_ZONE_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
@@ -167,6 +170,23 @@ class Resources(Model):
         return out
 
 
+class RedisNetworkPolicy(Model):
+    """A NetworkPolicy in front of the managed Redis: only this JobQueue's API and worker pods
+    (and the operator, for queue depth and clean-up) may connect to it."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Create the NetworkPolicy. Takes effect where the cluster's network "
+        "plugin enforces NetworkPolicies.",
+    )
+    allow_namespaces: list[Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=63)]] = Field(
+        default_factory=list,
+        max_length=MAX_ALLOWED_NAMESPACES,
+        description="Namespaces whose pods may also connect (e.g. a Redis exporter).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
 class ManagedRedis(Model):
     """A Redis the operator runs for this queue: a StatefulSet with a PVC, AOF on, noeviction."""
 
@@ -196,6 +216,10 @@ class ManagedRedis(Model):
         description="Redis maxmemory (e.g. 256mb); writes fail beyond it (noeviction).",
     )
     resources: Resources = Field(default_factory=Resources, description="Redis container.")
+    network_policy: RedisNetworkPolicy = Field(
+        default_factory=RedisNetworkPolicy,
+        description="Limit who may connect to this Redis (a NetworkPolicy).",
+    )
 
 
 class RedisSpec(Model):

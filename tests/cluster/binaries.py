@@ -24,6 +24,7 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "helm": ("helm",),
     "kubeconform": ("kubeconform",),
     "coredns": ("coredns",),
+    "kube-router": ("kube-router",),
 }
 #: What the control plane needs (the rest is built by `make binaries` for other helpers).
 CONTROL_PLANE_COMPONENTS = ("k8s", "etcd")
@@ -52,7 +53,8 @@ def cache_dir() -> Path:
 
 
 def version_of(component: str) -> str:
-    return VERSIONS[f"{component.upper()}_VERSION"]
+    """versions.env's pin of a build.sh component (`kube-router` -> KUBE_ROUTER_VERSION)."""
+    return VERSIONS[f"{component.upper().replace('-', '_')}_VERSION"]
 
 
 def component_dir(component: str) -> Path:

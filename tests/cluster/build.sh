@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Build the upstream Kubernetes, etcd, helm and kubeconform binaries from the
-# Go module proxy, once, into a cache keyed by version. Prints progress.
+# Build the upstream Kubernetes, etcd, helm and kubeconform binaries (and CoreDNS,
+# kube-router, KEDA) from the Go module proxy, once, into a cache keyed by version.
+# Prints progress.
 #
-#   tests/cluster/build.sh k8s|etcd|helm|kubeconform|coredns|keda|all ...
+#   tests/cluster/build.sh k8s|etcd|helm|kubeconform|coredns|kube-router|keda|all ...
 #
 # Versions are pinned in versions.env (an exported K8S_VERSION etc. overrides).
 # Binaries land in $JQ_CACHE/bin/<component>-<version>/ (default
@@ -150,6 +151,12 @@ build_kubeconform() {
     github.com/yannh/kubeconform/cmd/kubeconform
 }
 build_coredns() { build_simple coredns "$COREDNS_VERSION" github.com/coredns/coredns github.com/coredns/coredns; }
+# kube-router, run by the node as its NetworkPolicy controller only (cold: ~2 min on 2 cores).
+build_kube_router() {
+  build_simple kube-router "$KUBE_ROUTER_VERSION" github.com/cloudnativelabs/kube-router/v2 \
+    github.com/cloudnativelabs/kube-router/v2/cmd/kube-router \
+    "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
+}
 
 # KEDA (operator + metrics adapter), only for the autoscaling benchmark (bench/).
 # Its go.mod asks for a newer Go than the rest and carries replace/exclude lines
@@ -204,9 +211,10 @@ build() {
     helm) (build_helm) ;;
     kubeconform) (build_kubeconform) ;;
     coredns) (build_coredns) ;;
+    kube-router) (build_kube_router) ;;
     keda) (build_keda) ;;
     all) build k8s; build etcd; build helm; build kubeconform ;;
-    *) echo "usage: $0 k8s|etcd|helm|kubeconform|coredns|keda|all ..." >&2; exit 2 ;;
+    *) echo "usage: $0 k8s|etcd|helm|kubeconform|coredns|kube-router|keda|all ..." >&2; exit 2 ;;
   esac
 }
 

@@ -100,6 +100,9 @@ APP_IMAGES = (
     AppImage("worker", "worker-image/Dockerfile"),
     AppImage("operator", "operator/Dockerfile"),
 )
+#: The managed Redis on the node (Debian's redis-server, uid 10001; the operator's default
+#: docker.io/library/redis cannot be pulled here). Built on demand: the demo, the e2e tests.
+REDIS_IMAGE = AppImage("redis", "demo/redis-image/Dockerfile")
 
 
 @dataclass(frozen=True, slots=True)
@@ -579,6 +582,13 @@ def build_all(
         ", ".join(b.ref for b in built),
     )
     return built
+
+
+def build_redis() -> BuiltImage:
+    """`localhost/jobqueue-redis:<tag>` (REDIS_IMAGE), cached by input hash like the others."""
+    with build_lock():
+        layout, base = ensure_base()
+        return ensure_app(REDIS_IMAGE, layout, base)
 
 
 # ---------------------------------------------------------------- containerd import

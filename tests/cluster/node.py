@@ -1,5 +1,6 @@
 """A real one-node cluster on this machine: containerd + runc + CNI bridge + kubelet + kube-proxy
-+ CoreDNS beside the local control plane, so the pods the operator creates really run.
++ CoreDNS + kube-router (NetworkPolicy) beside the local control plane, so the pods the operator
+creates really run and their NetworkPolicies are really enforced.
 
     python -m tests.cluster up --node      # control plane + node + images (make cluster-up NODE=1)
     python -m tests.cluster down           # tears the node down first, in the order below
@@ -15,16 +16,27 @@ Layout (under the cluster state dir, `.cluster/` by default):
                          state, socket
       runc/              runc's state root (not the machine's /run/containerd/runc)
       kubelet/           kubelet root dir; pod-logs/ its pod logs
-      pki/, kubeconfigs/ the node's client certs (system:node:<name>, system:kube-proxy)
-      run/, logs/        pid files and logs of containerd, kubelet, kube-proxy, coredns
+      pki/, kubeconfigs/ the node's client certs (system:node:<name>, system:kube-proxy,
+                         system:kube-router)
+      run/, logs/        pid files and logs of containerd, kubelet, kube-proxy, coredns,
+                         kube-router
+
+NetworkPolicy: kube-router runs as a network-policy controller only (`--run-firewall`, no
+router, no service proxy): iptables chains KUBE-ROUTER-* / KUBE-POD-FW-* / KUBE-NWPLCY-* and
+ipsets KUBE-SRC-* / KUBE-DST-*. Its identity is the client cert `system:kube-router`, bound to
+the ClusterRole `jq-node:kube-router` (read pods, namespaces, nodes, services, endpoints,
+endpointslices, networkpolicies). JQ_NODE_NETWORK_POLICY=0 leaves it out (no enforcement).
 
 Host changes, all undone by `down` (and checked by tests/e2e/test_node_lifecycle.py):
 - a bridge link `jq-node0` holding NODE_ADDRESS/32 (the kernel here has no `dummy` type);
   the apiserver binds and advertises on it, CoreDNS binds on it, pods reach it via the bridge;
 - the CNI bridge `jq-cni0` (10.244.0.0/24 gateway) and a veth per pod;
 - iptables: kube-proxy's chains (removed with `kube-proxy --cleanup`), the kubelet's canary
-  chains, and chain JQ-NODE-FORWARD that drops forwarded pod traffic that is not pod-to-pod,
-  so nothing from a pod leaves this machine even with ip_forward on;
+  chains, kube-router's chains and ipsets (swept by name: its own `--cleanup-config` does not
+  clean the policy controller in v2.1), and chain JQ-NODE-FORWARD in the mangle table (it runs
+  before kube-router's filter rules, which ACCEPT allowed pod traffic) that drops forwarded
+  pod traffic that is not pod-to-pod, so nothing from a pod leaves this machine even with
+  ip_forward on;
 - sysctls the kubelet and the bridge plugin set (ip_forward, panic, overcommit, keys):
   recorded before and restored after;
 - cgroups under /kubepods (cgroupfs driver), removed when empty.
@@ -33,8 +45,9 @@ Teardown order (the one that leaves nothing, from notes/local-cluster.md): cordo
 controller-manager (nothing recreates pods); delete every pod through the API (grace 0) and
 wait until containerd has no running task and no pod network namespace; stop the kubelet;
 remove leftover containerd tasks and containers; stop containerd, CoreDNS, kube-proxy (then
-`kube-proxy --cleanup`), then the rest of the control plane; unmount whatever is still
-mounted under node/, delete leftover netns and the two links, restore sysctls.
+`kube-proxy --cleanup`), kube-router, then the rest of the control plane; unmount whatever is
+still mounted under node/, delete leftover netns and the two links, sweep our iptables chains
+and kube-router's ipsets, restore sysctls.
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -85,7 +99,12 @@ CNI_BIN_DIR = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "portmap", "loopback")
 HOST_COMMANDS = ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "ip", "iptables",
                  "ip6tables", "iptables-save", "ip6tables-save", "mount", "umount")  # fmt: skip
+#: What kube-router's policy controller runs besides iptables (Debian package ipset).
+KUBE_ROUTER_COMMANDS = ("ipset", "iptables-restore")
 FORWARD_CHAIN = "JQ-NODE-FORWARD"
+#: The forward guard's table: mangle FORWARD runs before every filter rule (kube-router's
+#: KUBE-ROUTER-FORWARD, first in filter FORWARD, ACCEPTs pod traffic a policy allows).
+FORWARD_TABLE = "mangle"
 #: Ports on NODE_ADDRESS (only this machine has that address, so fixed ports are safe).
 KUBELET_PORT = 10250
 KUBELET_HEALTHZ_PORT = 10248
@@ -114,10 +133,29 @@ HOST_DIRS = (
 )
 #: Chain prefixes our components create; swept at down if anything is left.
 OWNED_CHAIN_PREFIXES = ("KUBE-", "CNI-", "JQ-NODE-")
+#: ipsets kube-router's policy controller creates (IPv6 ones start with `inet6:`).
+OWNED_IPSET_PREFIXES = ("KUBE-SRC-", "KUBE-DST-", "TMP-", "inet6:KUBE-", "inet6:TMP-")
+#: Its top-level chain in filter FORWARD: present once the policy controller has synced.
+KUBE_ROUTER_FORWARD_CHAIN = "KUBE-ROUTER-FORWARD"
+KUBE_ROUTER_USER = "system:kube-router"
+KUBE_ROUTER_ROLE = "jq-node:kube-router"
+#: How often kube-router re-syncs every rule besides reacting to events (default 5m).
+KUBE_ROUTER_SYNC_PERIOD = "1m"
+NETWORK_POLICY_ENV = "JQ_NODE_NETWORK_POLICY"
 NODE_READY_TIMEOUT = 120.0
 DRAIN_TIMEOUT = 90.0
 CONTAINERD, KUBELET, KUBE_PROXY, COREDNS = "containerd", "kubelet", "kube-proxy", "coredns"
-NODE_COMPONENTS = ("k8s", "etcd", "coredns")
+KUBE_ROUTER = "kube-router"
+
+
+def network_policy_enabled() -> bool:
+    """NetworkPolicy enforcement (kube-router) on the node: on unless JQ_NODE_NETWORK_POLICY=0."""
+    return os.environ.get(NETWORK_POLICY_ENV, "1").strip().lower() not in ("0", "false", "no")
+
+
+NODE_COMPONENTS: tuple[str, ...] = ("k8s", "etcd", "coredns") + (
+    ("kube-router",) if network_policy_enabled() else ()
+)
 
 
 class NodeError(RuntimeError):
@@ -371,6 +409,67 @@ def corefile(node_address: str, kubeconfig: Path) -> str:
 """
 
 
+def kube_router_rbac() -> list[dict[str, Any]]:
+    """ClusterRole + binding of kube-router's identity: read what its informers watch. Pure."""
+
+    def read(group: str, *resources: str) -> dict[str, Any]:
+        verbs = ["get", "list", "watch"]
+        return {"apiGroups": [group], "resources": list(resources), "verbs": verbs}
+
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": KUBE_ROUTER_ROLE},
+            "rules": [
+                read("", "pods", "namespaces", "nodes", "services", "endpoints"),
+                read("networking.k8s.io", "networkpolicies"),
+                read("discovery.k8s.io", "endpointslices"),
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": KUBE_ROUTER_ROLE},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": KUBE_ROUTER_ROLE,
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": KUBE_ROUTER_USER}
+            ],
+        },
+    ]
+
+
+def kube_router_args(binary: Path, kubeconfig: Path, service_cidr: str) -> list[str]:
+    """kube-router as a NetworkPolicy controller only: no BGP router, no service proxy (that is
+    kube-proxy), no CNI config, no listening port (health and metrics off). Pure."""
+    return [
+        str(binary),
+        "--kubeconfig", str(kubeconfig),
+        "--hostname-override", NODE_NAME,
+        "--run-firewall=true",
+        "--run-router=false",
+        "--run-service-proxy=false",
+        "--run-loadbalancer=false",
+        "--enable-cni=false",
+        "--enable-ipv4=true",
+        "--enable-ipv6=false",
+        "--service-cluster-ip-range", service_cidr,
+        "--iptables-sync-period", KUBE_ROUTER_SYNC_PERIOD,
+        "--health-port", "0",
+        "--metrics-port", "0",
+        "--v", "1",
+    ]  # fmt: skip
+
+
+def owned_ipsets(names: Iterable[str]) -> list[str]:
+    """The ipsets of kube-router's policy controller among `ipset list -n` names. Pure."""
+    return sorted(n for n in names if n.startswith(OWNED_IPSET_PREFIXES))
+
+
 def overlapping(wanted: Iterable[str], in_use: Iterable[str]) -> list[tuple[str, str]]:
     """Pairs (wanted network, network in use) that overlap. Pure."""
     pairs = []
@@ -487,7 +586,7 @@ def sweep_iptables() -> list[str]:
             if line.startswith("*"):
                 table = line[1:]
             elif line.startswith("-A ") and table in owned:
-                words = line.split()
+                words = shlex.split(line)  # comments are quoted: "kube-router netpol - ..."
                 target = words[words.index("-j") + 1] if "-j" in words else ""
                 if target in owned[table] and not words[1].startswith(OWNED_CHAIN_PREFIXES):
                     _sh(tool, "-t", table, "-D", *words[1:], check=False)
@@ -498,6 +597,25 @@ def sweep_iptables() -> list[str]:
             for chain in chains:
                 if _sh(tool, "-t", table_name, "-X", chain, check=False).returncode == 0:
                     removed.append(f"{tool} -t {table_name} -X {chain}")
+    return removed
+
+
+def list_ipsets() -> list[str]:
+    """Names of every ipset on the machine ([] without the ipset tool)."""
+    if shutil.which("ipset") is None:
+        return []
+    return _sh("ipset", "list", "-n", check=False).stdout.split()
+
+
+def sweep_ipsets() -> list[str]:
+    """Destroy kube-router's ipsets (after its iptables rules, which reference them, are gone)."""
+    removed = []
+    for name in owned_ipsets(list_ipsets()):
+        _sh("ipset", "flush", name, check=False)
+        if _sh("ipset", "destroy", name, check=False).returncode == 0:
+            removed.append(f"ipset {name}")
+        else:
+            log.warning("could not destroy ipset %s", name)
     return removed
 
 
@@ -593,6 +711,7 @@ def host_snapshot(state_dir: Path) -> dict[str, Any]:
         "netns": sorted(p.name for p in netns_dir.iterdir()) if netns_dir.is_dir() else [],
         "iptables": normalise_iptables(_sh("iptables-save", check=False).stdout),
         "ip6tables": normalise_iptables(_sh("ip6tables-save", check=False).stdout),
+        "ipsets": owned_ipsets(list_ipsets()),
         "processes": sorted(procs),
         "cgroups": [str(p) for p in kubepods_cgroups()],
         "sysctls": {k: read_sysctl(k) for k in TOUCHED_SYSCTLS},
@@ -616,10 +735,12 @@ class NodeState:
     cgroups_before: list[str] = field(default_factory=list)
     iptables_tables_before: dict[str, list[str]] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
+    network_policy: bool = False
 
 
 class Node:
-    """containerd + kubelet + kube-proxy + CoreDNS in `<state_dir>/node`, joined to `plane`.
+    """containerd + kubelet + kube-proxy + CoreDNS (+ kube-router) in `<state_dir>/node`, joined
+    to `plane`.
 
     `start()` expects the node link to exist (see `prepare_host`) and a control plane bound
     and advertised on the node address, with the scheduler. `stop()` is the first half of the
@@ -683,11 +804,12 @@ class Node:
         _sh("ip", "addr", "add", f"{NODE_ADDRESS}/32", "dev", NODE_LINK)
         _sh("ip", "link", "set", NODE_LINK, "up")
         # Forwarded traffic of the pod range stays between pods: nothing leaves the machine.
-        _sh("iptables", "-N", FORWARD_CHAIN)
-        _sh("iptables", "-A", FORWARD_CHAIN, "-s", POD_CIDR, "-d", POD_CIDR, "-j", "RETURN")
-        _sh("iptables", "-A", FORWARD_CHAIN, "-s", POD_CIDR, "-j", "DROP")
-        _sh("iptables", "-A", FORWARD_CHAIN, "-d", POD_CIDR, "-j", "DROP")
-        _sh("iptables", "-I", "FORWARD", "1", "-j", FORWARD_CHAIN)
+        ipt = ("iptables", "-t", FORWARD_TABLE)
+        _sh(*ipt, "-N", FORWARD_CHAIN)
+        _sh(*ipt, "-A", FORWARD_CHAIN, "-s", POD_CIDR, "-d", POD_CIDR, "-j", "RETURN")
+        _sh(*ipt, "-A", FORWARD_CHAIN, "-s", POD_CIDR, "-j", "DROP")
+        _sh(*ipt, "-A", FORWARD_CHAIN, "-d", POD_CIDR, "-j", "DROP")
+        _sh(*ipt, "-I", "FORWARD", "1", "-j", FORWARD_CHAIN)
         log.info("node link %s holds %s/32", NODE_LINK, NODE_ADDRESS)
 
     # ---- start -------------------------------------------------------------------------
@@ -696,6 +818,8 @@ class Node:
         binaries.require(NODE_COMPONENTS)
         self._preflight()
         self.load_state()
+        self.state.network_policy = network_policy_enabled()
+        self.save_state()
         for sub in ("config", "pki", "kubeconfigs", "run", "logs", "kubelet", "pod-logs", "cni"):
             shutil.rmtree(self.paths.root / sub, ignore_errors=True)
         self._write_configs()
@@ -732,6 +856,8 @@ class Node:
         )
         self._wait(COREDNS, "/ready", lambda: _http_ok(
             f"http://{NODE_ADDRESS}:{COREDNS_READY_PORT}/ready"), NODE_READY_TIMEOUT)  # fmt: skip
+        if self.state.network_policy:
+            self._start_kube_router()
         apps = [b for b in built if b.ref != images.PAUSE_IMAGE]
         if apps:
             images.import_images(apps, self.paths.containerd_socket)
@@ -742,7 +868,8 @@ class Node:
     def _preflight(self) -> None:
         if os.geteuid() != 0:
             raise NodeError("the node needs root (network links, mounts, cgroups)")
-        absent = [c for c in HOST_COMMANDS if shutil.which(c) is None]
+        commands = HOST_COMMANDS + (KUBE_ROUTER_COMMANDS if network_policy_enabled() else ())
+        absent = [c for c in commands if shutil.which(c) is None]
         absent += [str(CNI_BIN_DIR / p) for p in CNI_PLUGINS if not (CNI_BIN_DIR / p).exists()]
         if absent:
             raise NodeError(f"missing: {absent}; run `make deps` (hack/install-deps.sh)")
@@ -774,6 +901,9 @@ class Node:
         proxy_kc = self.plane.write_kubeconfig(
             p.kubeconfigs / "kube-proxy.yaml", "system:kube-proxy", proxy_client
         )
+        router_client = issue(ca, p.pki, "kube-router", cn=KUBE_ROUTER_USER)
+        self.plane.write_kubeconfig(p.kubeconfigs / "kube-router.yaml", KUBE_ROUTER_USER,
+                                    router_client)  # fmt: skip
         (p.config / "kubelet.yaml").write_text(
             yaml.safe_dump(kubelet_config(p, ca.cert, serving, NODE_ADDRESS))
         )
@@ -796,6 +926,28 @@ class Node:
             return sock.exists() and self.ctr("version", check=False).returncode == 0
 
         self._wait(CONTAINERD, "its socket", answers, 30.0)
+
+    def _start_kube_router(self) -> None:
+        """RBAC for its identity, then kube-router (it reads the Node object: after Ready);
+        ready once its chain hangs in filter FORWARD and ends with the ACCEPT of allowed
+        traffic (both written by its first full sync)."""
+        t0 = time.monotonic()
+        self.kube.kubectl("apply", "--server-side", "--force-conflicts",
+                          "--field-manager=jq-node", "-f", "-",
+                          input=yaml.safe_dump_all(kube_router_rbac()))  # fmt: skip
+        kubeconfig = self.paths.kubeconfigs / "kube-router.yaml"
+        self._start(KUBE_ROUTER, kube_router_args(binaries.path("kube-router"), kubeconfig,
+                                                  SERVICE_CIDR))  # fmt: skip
+
+        def synced() -> bool:
+            hook = _sh("iptables", "-t", "filter", "-S", "FORWARD", check=False).stdout
+            chain = _sh("iptables", "-t", "filter", "-S", KUBE_ROUTER_FORWARD_CHAIN,
+                        check=False).stdout  # fmt: skip
+            return f"-j {KUBE_ROUTER_FORWARD_CHAIN}" in hook and "-j ACCEPT" in chain
+
+        self._wait(KUBE_ROUTER, f"its {KUBE_ROUTER_FORWARD_CHAIN} chain", synced,
+                   NODE_READY_TIMEOUT)  # fmt: skip
+        log.info("kube-router enforces NetworkPolicy (%.1f s)", time.monotonic() - t0)
 
     def _node_ready(self) -> bool:
         proc = self.kube.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
@@ -880,7 +1032,7 @@ class Node:
             self.drain()
         self.procs.stop(KUBELET)
         self.remove_containers()
-        for name in (CONTAINERD, COREDNS, KUBE_PROXY):
+        for name in (CONTAINERD, COREDNS, KUBE_PROXY, KUBE_ROUTER):
             self.procs.stop(name)
         self._kube_proxy_cleanup()
         return alive
@@ -923,10 +1075,12 @@ class Node:
             if link_exists(link):
                 _sh("ip", "link", "delete", link, check=False)
                 done.append(f"link {link}")
-        if _sh("iptables", "-C", "FORWARD", "-j", FORWARD_CHAIN, check=False).returncode == 0:
-            _sh("iptables", "-D", "FORWARD", "-j", FORWARD_CHAIN, check=False)
-        swept = sweep_iptables()
-        done += swept
+        for table in (FORWARD_TABLE, "filter"):  # filter: a node started by an older version
+            jump = ("iptables", "-t", table, "FORWARD", "-j", FORWARD_CHAIN)
+            if _sh(*jump[:3], "-C", *jump[3:], check=False).returncode == 0:
+                _sh(*jump[:3], "-D", *jump[3:], check=False)
+        done += sweep_iptables()
+        done += sweep_ipsets()
         before = set(self.state.cgroups_before)
         for cg in kubepods_cgroups():
             if str(cg) not in before:

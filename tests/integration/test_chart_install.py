@@ -49,7 +49,7 @@ FULLNAME = f"{RELEASE}-jobqueue-operator"
 SERVICE_ACCOUNT = f"system:serviceaccount:{RELEASE_NS}:{FULLNAME}"
 CRD = "jobqueues.jobqueue.io"
 FINALIZER = "jobqueue.io/finalizer"
-CHILDREN = "deploy,sts,svc,secret,ingress,httproute"
+CHILDREN = "deploy,sts,svc,secret,ingress,httproute,networkpolicy"
 WAIT = 60.0
 #: What in the operator's log means a call was refused: the API's 403 (any client), kopf's
 #: "Not enough permissions" fallbacks, the Status reason.
@@ -225,7 +225,12 @@ def operator_env(manifest: list[dict[str, Any]], kubeconfig: Path) -> dict[str, 
     (deployment,) = [d for d in manifest if d["kind"] == "Deployment"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "JQ_"))}
+    namespace = deployment["metadata"].get("namespace", RELEASE_NS)
     for item in container["env"]:
+        source = item.get("valueFrom")
+        if source == {"fieldRef": {"fieldPath": "metadata.namespace"}}:  # the downward API
+            env[item["name"]] = namespace
+            continue
         assert "value" in item, f"env {item['name']} is not a plain value: extend this test"
         env[item["name"]] = item["value"]
     env["HEALTH_PORT"], env["METRICS_PORT"] = str(free_port()), str(free_port())
@@ -517,14 +522,15 @@ def lifecycle(kube: Kube, mode: Mode, redis_server: RedisServer) -> None:
     events = wait_for("the scaling events", partial(scaling_events, kube, ns, "emails"))
     assert any("from 4 to 0" in e for e in events), events
 
-    # a managed Redis: StatefulSet, its claim (made by the StatefulSet controller), Purge
+    # a managed Redis: StatefulSet, its claim (made by the StatefulSet controller), its
+    # NetworkPolicy, Purge
     apply(
         kube,
         jobqueue(
             ns,
             "cache",
             {
-                "redis": {"managed": {"storage": "1Gi"}},
+                "redis": {"managed": {"storage": "1Gi", "networkPolicy": {"enabled": True}}},
                 "api": {"enabled": False},
                 "worker": {
                     "volumes": [
@@ -545,10 +551,11 @@ def lifecycle(kube: Kube, mode: Mode, redis_server: RedisServer) -> None:
         lambda: (
             {
                 "statefulset.apps/cache-redis",
+                "networkpolicy.networking.k8s.io/cache-redis",
                 "persistentvolumeclaim/data-cache-redis-0",
                 "persistentvolumeclaim/cache-worker-scratch",
             }
-            <= names(kube, "sts,pvc", ns, "app.kubernetes.io/instance=cache")
+            <= names(kube, "sts,pvc,networkpolicy", ns, "app.kubernetes.io/instance=cache")
         ),
     )
 

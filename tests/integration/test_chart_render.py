@@ -54,6 +54,7 @@ NAMESPACED_GRANTS: dict[tuple[str, str], set[str]] = {
     ("", "services"): {"list", "watch", "create", "patch", "delete"},
     ("networking.k8s.io", "ingresses"): {"list", "watch", "create", "patch", "delete"},
     ("gateway.networking.k8s.io", "httproutes"): {"list", "create", "patch", "delete"},
+    ("networking.k8s.io", "networkpolicies"): {"list", "watch", "create", "patch", "delete"},
     ("", "secrets"): {"get", "list", "watch", "create", "patch", "delete"},
     ("apps", "deployments/scale"): {"get", "patch"},
     ("", "pods"): {"list", "patch"},
@@ -395,6 +396,16 @@ def test_deployment_matches_the_operator_image_and_settings(tmp_path: Path) -> N
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert pod["serviceAccountName"] == FULLNAME
+    # Who the operator is, for a managed Redis' NetworkPolicy: its namespace from the downward
+    # API, and labels that select its own pods.
+    fields_of = {e["name"]: e.get("valueFrom") for e in container["env"]}
+    assert fields_of["OPERATOR_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    peer = OperatorSettings(
+        operator_namespace="jq-system", operator_pod_labels=env["OPERATOR_POD_LABELS"]
+    ).operator_peer()
+    assert peer is not None and peer.labels
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert dict(peer.labels) == {k: pod_labels[k] for k in peer.labels}
 
 
 def test_metrics_off_removes_the_service_and_the_port(tmp_path: Path) -> None:

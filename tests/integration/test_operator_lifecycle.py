@@ -38,6 +38,8 @@ pytestmark = pytest.mark.cluster
 T = TypeVar("T")
 WAIT = 60.0
 RESYNC = 3.0
+OPERATOR_NAMESPACE = "jq-system"
+OPERATOR_POD_LABELS = "app.kubernetes.io/name=jobqueue-operator,app.kubernetes.io/instance=jq"
 NS_PREFIX = "jqop-"
 CHILD_KINDS = "deploy,svc,secret,sts,pvc"
 
@@ -120,6 +122,8 @@ def operator(kube: Kube, crd: None, tmp_path_factory: pytest.TempPathFactory) ->
         "DEFAULT_API_IMAGE": "localhost/jobqueue-api:test",
         "DEFAULT_WORKER_IMAGE": "localhost/jobqueue-worker:test",
         "DEFAULT_REDIS_IMAGE": "localhost/redis:test",
+        "OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,  # as the chart sets them in a pod
+        "OPERATOR_POD_LABELS": OPERATOR_POD_LABELS,
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -23,6 +23,7 @@ from tests.cluster.redis_server import RedisServer
 from tests.integration import gateway_api
 from tests.integration.test_operator_admission import apply as admit
 from tests.integration.test_operator_lifecycle import (
+    OPERATOR_NAMESPACE,
     apply,
     checksum,
     condition,
@@ -210,6 +211,57 @@ def test_two_pools_scale_independently_on_their_own_backlogs(
     scaling = wait_for("status.poolScaling", pool_scaling)
     assert scaling["email"]["queue"]["ready"] == 3
     assert scaling["images"]["queue"]["ready"] == 2
+
+
+def test_a_managed_redis_network_policy_follows_the_spec_and_is_repaired(
+    kube: Kube, ns: str
+) -> None:
+    guard: dict[str, Any] = {"enabled": True}
+    spec: dict[str, Any] = {
+        "redis": {"managed": {"networkPolicy": guard}},
+        "autoscaling": {"enabled": False},
+        "workers": [{"name": "bulk", "jobTypes": ["bulk"]}],
+        "deletionPolicy": "Purge",
+    }
+    apply(kube, jobqueue(ns, "guarded", spec))
+    policy = wait_for("the NetworkPolicy", lambda: get(kube, "networkpolicy", ns, "guarded-redis"))
+    assert policy["metadata"]["ownerReferences"][0]["name"] == "guarded"
+    body = policy["spec"]
+    assert body["podSelector"]["matchLabels"][c.LABEL_COMPONENT] == c.COMPONENT_REDIS
+    assert body["policyTypes"] == ["Ingress"]
+    (rule,) = body["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
+    own, operator_peer = rule["from"]
+    assert own["podSelector"]["matchLabels"][c.LABEL_INSTANCE] == "guarded"
+    assert own["podSelector"]["matchExpressions"][0]["values"] == ["api", "worker", "worker-bulk"]
+    assert operator_peer["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": OPERATOR_NAMESPACE
+    }
+    assert operator_peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == (
+        "jobqueue-operator"
+    )
+
+    # a namespace allowed in: one more peer
+    guard["allowNamespaces"] = ["monitoring"]
+    apply(kube, jobqueue(ns, "guarded", spec))
+    wait_for(
+        "the allowed namespace",
+        lambda: (
+            len(must_get(kube, "networkpolicy", ns, "guarded-redis")["spec"]["ingress"][0]["from"])
+            == 3
+            or None
+        ),
+    )
+    # deleted by hand: put back (watched, and on the next resync at the latest)
+    kube.kubectl("delete", "networkpolicy", "guarded-redis", "-n", ns)
+    wait_for("the NetworkPolicy repaired", lambda: get(kube, "networkpolicy", ns, "guarded-redis"))
+    # switched off: removed, the rest of the managed Redis stays
+    guard["enabled"] = False
+    apply(kube, jobqueue(ns, "guarded", spec))
+    wait_for(
+        "the NetworkPolicy removed", lambda: get(kube, "networkpolicy", ns, "guarded-redis") is None
+    )
+    must_get(kube, "sts", ns, "guarded-redis")
 
 
 def test_ingress_is_created_updated_and_removed_with_the_field(

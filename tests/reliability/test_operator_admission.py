@@ -180,10 +180,25 @@ TABLE: tuple[Refused, ...] = (
     Refused(
         "unknown-in-redis", {"redis": {"url": URL, "host": "x"}}, 'unknown field "spec.redis.host"'
     ),
-    Refused(
-        "network-policy-field",
+    Refused(  # it belongs to the managed Redis: spec.redis.managed.networkPolicy
+        "network-policy-misplaced",
         spec(networkPolicy={"enabled": True}),
         'unknown field "spec.networkPolicy"',
+    ),
+    Refused(
+        "network-policy-typo",
+        {"redis": {"managed": {"networkPolicy": {"enable": True}}}},
+        'unknown field "spec.redis.managed.networkPolicy.enable"',
+    ),
+    Refused(
+        "network-policy-bad-namespace",
+        {"redis": {"managed": {"networkPolicy": {"allowNamespaces": ["Monitoring"]}}}},
+        f"spec.redis.managed.networkPolicy.allowNamespaces[0] {PATTERN}",
+    ),
+    Refused(
+        "network-policy-namespace-twice",
+        {"redis": {"managed": {"networkPolicy": {"allowNamespaces": ["a", "a"]}}}},
+        'spec.redis.managed.networkPolicy.allowNamespaces[1]: Duplicate value: "a"',
     ),
     # -- bad cron
     Refused("cron-six-fields", spec(schedules=[{**SCHEDULE, "cron": "0 0 3 * * *"}]), CRON),

@@ -305,6 +305,90 @@ def test_purge_deletes_the_managed_volume_with_the_statefulset() -> None:
     assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
 
 
+GUARDED = {
+    "redis": {"managed": {"networkPolicy": {"enabled": True, "allowNamespaces": ["monitoring"]}}},
+    "workers": [{"name": "video", "jobTypes": ["video.encode"]}],
+}
+OPERATOR = builders.OperatorPeer("jq-system", {"app.kubernetes.io/name": "jobqueue-operator"})
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A metav1.LabelSelector (matchLabels, In/NotIn) evaluated the way the API server does."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        present = labels.get(expr["key"]) in expr["values"]
+        if present != (expr["operator"] == "In"):
+            return False
+    return True
+
+
+def admitted(policy: Manifest, namespace: str, pod_labels: dict[str, str]) -> bool:
+    """Whether one ingress rule of ``policy`` lets a pod (namespace, labels) in."""
+    ns_labels = {builders.NAMESPACE_NAME_LABEL: namespace}
+    for rule in policy["spec"]["ingress"]:
+        for peer in rule["from"]:
+            if "namespaceSelector" in peer:
+                if not selects(peer["namespaceSelector"], ns_labels):
+                    continue
+            elif namespace != policy["metadata"]["namespace"]:
+                continue  # a podSelector alone means the policy's own namespace
+            if selects(peer.get("podSelector", {}), pod_labels):
+                return True
+    return False
+
+
+def guarded(spec: dict[str, Any] = GUARDED) -> dict[tuple[str, str], Manifest]:
+    children = desired_children(REF, parse_spec(spec), MANAGED_MATERIAL, IMAGES, operator=OPERATOR)
+    return {(m["kind"], m["metadata"]["name"]): m for m in children}
+
+
+def test_no_network_policy_unless_asked() -> None:
+    assert not [k for k in build(MANAGED, MANAGED_MATERIAL) if k[0] == "NetworkPolicy"]
+
+
+def test_the_network_policy_guards_the_redis_pods_on_the_redis_port_only() -> None:
+    children = guarded()
+    policy = children[("NetworkPolicy", "emails-redis")]
+    redis_pods = children[("StatefulSet", "emails-redis")]["spec"]["template"]["metadata"]
+    assert selects(policy["spec"]["podSelector"], redis_pods["labels"])
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert [r["ports"] for r in policy["spec"]["ingress"]] == [[{"protocol": "TCP", "port": 6379}]]
+    order = [k for k in children]
+    assert order.index(("NetworkPolicy", "emails-redis")) < order.index(
+        ("StatefulSet", "emails-redis")
+    )
+
+
+def test_the_network_policy_lets_in_this_jobqueues_api_and_every_worker_pool_only() -> None:
+    children = guarded()
+    policy = children[("NetworkPolicy", "emails-redis")]
+    pods = {
+        name: m["spec"]["template"]["metadata"]["labels"]
+        for (kind, name), m in children.items()
+        if kind == "Deployment"
+    }
+    assert set(pods) == {"emails-api", "emails-worker", "emails-worker-video"}
+    for labels in pods.values():
+        assert admitted(policy, "shop", labels)
+        assert not admitted(policy, "elsewhere", labels)  # same labels, other namespace
+        other = {**labels, c.LABEL_INSTANCE: "other-queue"}
+        assert not admitted(policy, "shop", other)  # another JobQueue's pods
+    assert not admitted(policy, "shop", {"app": "curious"})
+    no_api = guarded({**GUARDED, "api": {"enabled": False}})[("NetworkPolicy", "emails-redis")]
+    assert not admitted(no_api, "shop", pods["emails-api"])
+
+
+def test_the_network_policy_lets_in_the_operator_and_the_allowed_namespaces() -> None:
+    policy = guarded()[("NetworkPolicy", "emails-redis")]
+    assert admitted(policy, "jq-system", {"app.kubernetes.io/name": "jobqueue-operator"})
+    assert not admitted(policy, "jq-system", {"app.kubernetes.io/name": "something-else"})
+    assert admitted(policy, "monitoring", {"any": "pod"})
+    outside = desired_children(REF, parse_spec(GUARDED), MANAGED_MATERIAL, IMAGES)
+    alone = next(m for m in outside if m["kind"] == "NetworkPolicy")
+    assert not admitted(alone, "jq-system", {"app.kubernetes.io/name": "jobqueue-operator"})
+
+
 @pytest.mark.parametrize("values", [{"a": "1"}, {"a": "1", "b": "2"}])
 def test_checksum_depends_on_content_not_order(values: dict[str, str]) -> None:
     data = builders.encode_data(values)
