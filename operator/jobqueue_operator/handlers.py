@@ -9,6 +9,9 @@ Triggers (none of them carries logic of its own; all end in ``Reconciler.reconci
   hand-deleted or hand-edited child is repaired in about a second, and status follows readiness;
 * any change of a Secret a JobQueue references (``redis.urlFrom``, ``api.authTokenSecretRef``),
   found through the ``source_secrets`` index: a rotated URL reaches the copies at once.
+
+The Deployment watch also keeps the autoscalers' replica counts (``ReplicaCache``) current, so
+their polls read no Deployment from the API server.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from jobqueue_operator.builders import Images, child_name, pool_component
 from jobqueue_operator.kube import Kube, KubeError, load_api_client
 from jobqueue_operator.kubetypes import JobQueueRef
 from jobqueue_operator.reconcile import EventType, Reconciler, RetryLater
-from jobqueue_operator.scaler import ScalerConfig, run_scaler
+from jobqueue_operator.scaler import ReplicaCache, ScalerConfig, run_scaler
 from jobqueue_operator.settings import OperatorSettings, get_settings
 from jobqueue_operator.spec import JobQueueSpec, ScheduleSpec, SpecError, parse_spec
 from jobqueue_operator.status import Fired, schedule_status
@@ -76,6 +79,11 @@ def _reconciler(memo: Any) -> Reconciler:
     return reconciler
 
 
+def _replica_cache(memo: Any) -> ReplicaCache | None:
+    cache = memo.get("replicas")
+    return cache if isinstance(cache, ReplicaCache) else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Operator lifecycle
 
@@ -95,7 +103,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         redis=ours.default_redis_image,
         pull_policy=ours.image_pull_policy,
     )
-    memo["reconciler"] = Reconciler(kube, images, post_event)
+    memo["reconciler"] = Reconciler(kube, images, post_event, operator_peer=ours.operator_peer())
+    memo["replicas"] = ReplicaCache()
     if ours.metrics_port:
         metrics.serve(ours.metrics_port)
     log.info(
@@ -161,10 +170,32 @@ def _owner(meta: Mapping[str, Any]) -> str | None:
     return None
 
 
+# Defined (so registered) before child_changed: kopf runs one object's event handlers in
+# registration order, so the count is recorded before that handler's reconcile runs.
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS, id="deployment_replicas")
+async def deployment_replicas(
+    event: Mapping[str, Any],
+    namespace: str | None,
+    name: str | None,
+    spec: Mapping[str, Any],
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """Record a Deployment's spec.replicas for the autoscalers' polls (see ReplicaCache): the
+    watch kopf keeps for drift repair replaces a GET of the scale subresource per poll."""
+    cache = _replica_cache(memo)
+    if cache is None or not namespace or not name:
+        return
+    replicas = spec.get("replicas")
+    gone = event.get("type") == "DELETED" or not isinstance(replicas, int)
+    cache.observe(namespace, name, None if gone else replicas)
+
+
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 @kopf.on.event("apps", "v1", "statefulsets", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "services", labels=CHILD_LABELS)
 @kopf.on.event("networking.k8s.io", "v1", "ingresses", labels=CHILD_LABELS)
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "secrets", labels=CHILD_LABELS, id="child_secret_changed")
 async def child_changed(
     meta: Mapping[str, Any], namespace: str | None, memo: kopf.Memo, **_: Any
@@ -354,6 +385,7 @@ async def autoscaler(
                     uid=uid,
                     stopped=stop,
                     pool=None if default else pool,
+                    replicas_cache=_replica_cache(memo),
                 )
             )
         if not loops:
@@ -372,16 +404,6 @@ async def autoscaler(
 def _has_schedules(spec: Mapping[str, Any], **_: Any) -> bool:
     parsed = _parsed(spec)
     return parsed is not None and bool(parsed.schedules)
-
-
-def _redis_client(url: str) -> AnyRedis:
-    options: dict[str, Any] = {
-        "socket_connect_timeout": c.REDIS_CHECK_TIMEOUT,
-        "socket_timeout": c.REDIS_CHECK_TIMEOUT,
-    }
-    if jobqueue.is_cluster_url(url):
-        return jobqueue.connect_cluster(url, **options)
-    return jobqueue.connect(url, **options)
 
 
 def _fired_from_status(status: Mapping[str, Any]) -> dict[str, Fired]:
@@ -454,7 +476,7 @@ async def scheduler(
             if redis is None or url != redis_url:
                 if redis is not None:
                     await redis.aclose()
-                redis, redis_url = _redis_client(url), url
+                redis, redis_url = redisops.client(url), url
             client = redis
             now = datetime.now(UTC)
             wake = now + timedelta(seconds=c.SCHEDULE_SPEC_CHECK_INTERVAL)

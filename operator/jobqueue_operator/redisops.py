@@ -1,7 +1,8 @@
-"""What the operator itself asks of a queue's Redis: is it readable, and purge on delete.
+"""What the operator itself asks of a queue's Redis: is it readable, purge on delete, and the
+one way its short-lived clients (check, purge, schedules) are opened.
 
-Both go through the ``jobqueue`` protocol library (the key layout lives there). Errors come
-back as messages with every secret value masked: they end up in status and Events.
+All go through the ``jobqueue`` protocol library (the key layout and URL schemes live there).
+Errors come back as messages with every secret value masked: they end up in status and Events.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import asyncio
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import jobqueue
 from jobqueue import AnyRedis, Queue
@@ -65,19 +65,23 @@ class RedisCheck:
 NOT_CHECKED = RedisCheck(None, "the Redis URL is not known")
 
 
-def _client(url: str) -> AnyRedis:
-    options: dict[str, Any] = {
-        "socket_connect_timeout": c.REDIS_CHECK_TIMEOUT,
-        "socket_timeout": c.REDIS_CHECK_TIMEOUT,
-    }
-    return jobqueue.connect_any(url, **options)
+def client(url: str) -> AnyRedis:
+    """A client for ``url`` (redis://, rediss://, unix://, redis+cluster://, rediss+cluster://)
+    whose every connect and read gives up after ``REDIS_CHECK_TIMEOUT``: the operator's calls
+    are short, and a Redis that hangs must not hold a handler. Opens nothing yet; a malformed
+    URL raises ``jobqueue.ConfigError`` (password-free message)."""
+    return jobqueue.connect_any(
+        url,
+        socket_connect_timeout=c.REDIS_CHECK_TIMEOUT,
+        socket_timeout=c.REDIS_CHECK_TIMEOUT,
+    )
 
 
 async def check(url: str, queue_name: str) -> RedisCheck:
     """Read the queue's depth once (one round trip); never raises."""
     redis: AnyRedis | None = None
     try:
-        redis = _client(url)
+        redis = client(url)
         async with asyncio.timeout(c.REDIS_CHECK_TIMEOUT * 2):
             stats = await Queue(redis, queue_name).stats()
     except asyncio.CancelledError:
@@ -93,7 +97,7 @@ async def check(url: str, queue_name: str) -> RedisCheck:
 
 async def purge(url: str, queue_name: str) -> int:
     """Delete every key of the queue; returns how many. Raises on failure."""
-    redis = _client(url)
+    redis = client(url)
     try:
         async with asyncio.timeout(c.REDIS_CHECK_TIMEOUT * 10):
             return await Queue(redis, queue_name).purge()

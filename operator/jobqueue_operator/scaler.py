@@ -7,7 +7,8 @@ alone with in-memory fakes:
 * :class:`MetricsSource` reads the queue (``stats()`` + ``workers()`` concurrently, one round
   trip of latency) and subscribes to the queue's enqueue notifications;
 * :class:`ScaleTarget` reads and patches the worker Deployment's scale subresource, and marks
-  pods with a ``pod-deletion-cost`` so a scale-down removes idle workers first;
+  pods with a ``pod-deletion-cost`` so a scale-down removes idle workers first (best effort: a
+  failed mark is logged and the scale-down goes ahead, the ReplicaSet then picks the pods);
 * :class:`Reporter` writes the JobQueue's status fields and posts one Event per scaling
   decision.
 
@@ -15,7 +16,10 @@ Timing: an enqueue notification wakes the loop at once (notifications arriving w
 evaluation runs, or within :data:`MIN_EVALUATION_GAP` of the last one, coalesce into one
 more evaluation); otherwise it polls every ``pollIntervalSeconds``. Event-driven evaluations
 trust the replica count read at the last poll and re-read it only before a write, so a burst of
-enqueues costs Redis round trips, not API server requests.
+enqueues costs Redis round trips, not API server requests. Polls take the count from a
+:class:`ReplicaCache` (fed by the operator's existing watch of its Deployments) and ask the API
+only every :data:`REPLICAS_VERIFY_INTERVAL`, when the cache does not know the Deployment, and
+before every write: an idle JobQueue costs about one API read a minute, not one per poll.
 
 Failure policy: a queue that cannot be read holds the current replicas and reports
 ``RedisReachable=False`` with the error (passwords redacted); the subscription reconnects with
@@ -41,7 +45,7 @@ from urllib.parse import unquote, urlsplit
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 
-from jobqueue import AnyRedis, Queue, connect, connect_cluster, is_cluster_url
+from jobqueue import AnyRedis, Queue, connect_any
 from jobqueue_operator import constants as c
 from jobqueue_operator.autoscaling import (
     POD_DELETION_COST_ANNOTATION,
@@ -74,6 +78,7 @@ PUBSUB_HEALTH_CHECK_INTERVAL = 10  # PING an idle subscription this often (dead 
 RECONNECT_BACKOFF_INITIAL = 0.2
 RECONNECT_BACKOFF_MAX = 10.0
 KUBERNETES_ERROR_RETRY = 2.0  # a failed Kubernetes call is retried this soon
+REPLICAS_VERIFY_INTERVAL = 60.0  # a poll trusts a cached replica count at most this long
 KUBERNETES_REQUEST_TIMEOUT = (5.0, 10.0)  # connect, read
 FIELD_MANAGER = "jobqueue-autoscaler"  # not the reconcile's: it owns spec.replicas alone
 MERGE_PATCH = "application/merge-patch+json"  # the client would pick json-patch for a dict
@@ -173,8 +178,9 @@ class MetricsSource(Protocol):
 class ScaleTarget(Protocol):
     """The worker Deployment."""
 
-    async def replicas(self) -> int | None:
-        """spec.replicas now, or None when the Deployment does not exist."""
+    async def replicas(self, *, cached: bool = False) -> int | None:
+        """spec.replicas, or None when the Deployment does not exist. ``cached``: a count a
+        watch delivered is good enough (a target without a cache reads the API anyway)."""
         ...
 
     async def scale(self, replicas: int) -> None: ...
@@ -185,7 +191,8 @@ class ScaleTarget(Protocol):
         ...
 
     async def prefer_idle(self, workers: Sequence[WorkerHeartbeat]) -> None:
-        """Mark pods so the next scale-down removes idle workers first."""
+        """Mark pods so the next scale-down removes idle workers first; raises when a mark
+        could not be written (the loop scales down anyway)."""
         ...
 
 
@@ -250,6 +257,7 @@ class _Memory:
     active_at: float  # the queue was last non-empty then (or the loop started)
     history: tuple[Recommendation, ...] = ()
     current: int | None = None  # replicas read at the last poll (or written by us)
+    verified_at: float = float("-inf")  # replicas last read from the API (not a cache) then
     last_scale_time: str | None = None
     last_desired: int | None = None
     last_queue: QueueSnapshot | None = None
@@ -351,8 +359,10 @@ class Scaler:
     async def evaluate(self, *, fresh: bool = True) -> bool:
         """One evaluation: read, decide, write. Returns True when it should be retried soon.
 
-        ``fresh``: re-read the replica count from the API even if nothing will change (polls);
-        event-driven evaluations use the last count and re-read only before a write.
+        ``fresh``: re-read the replica count even if nothing will change (polls: from the
+        target's cache, from the API every ``REPLICAS_VERIFY_INTERVAL``); event-driven
+        evaluations use the last count. Every write is decided on a count just read from the
+        API, so neither a stale cache nor an old count ever scales from a wrong number.
         """
         now = self.clock()
         cfg = self.config()
@@ -389,9 +399,13 @@ class Scaler:
             mem.last_queue = snapshot
 
         # 2. The Deployment.
+        verified = False  # mem.current was read from the API in this evaluation
         try:
             if fresh or mem.current is None:
-                mem.current = await self.target.replicas()
+                verified = now - mem.verified_at >= REPLICAS_VERIFY_INTERVAL
+                mem.current = await self.target.replicas(cached=not verified)
+                if verified:
+                    mem.verified_at = now
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -427,13 +441,14 @@ class Scaler:
 
         # 3. Decide.
         decision = self._decide(cfg, mem, snapshot, now)
-        if decision.changed and not fresh:
+        if decision.changed and not verified:
             try:
                 mem.current = await self.target.replicas()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 return await self._kubernetes_failed("read the worker Deployment's scale", exc)
+            mem.verified_at = now
             if mem.current is None:
                 return False
             decision = self._decide(cfg, mem, snapshot, now)
@@ -441,9 +456,9 @@ class Scaler:
 
         # 4. Write.
         if decision.changed:
+            if decision.replicas < decision.current and snapshot is not None:
+                await self._prefer_idle(snapshot.workers)
             try:
-                if decision.replicas < decision.current and snapshot is not None:
-                    await self.target.prefer_idle(snapshot.workers)
                 await self.target.scale(decision.replicas)
             except asyncio.CancelledError:
                 raise
@@ -477,6 +492,22 @@ class Scaler:
         )
         await self._report(mem, snapshot, scaling, now)
         return False
+
+    async def _prefer_idle(self, workers: Sequence[WorkerHeartbeat]) -> None:
+        """Mark idle pods for removal first; best effort. Without the marks the ReplicaSet
+        picks the pods by its own rules (a busy worker may go, and its jobs come back through
+        lease expiry), which is better than no scale-down at all."""
+        try:
+            await self.target.prefer_idle(workers)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "could not set the pod deletion costs (idle workers first), scaling down "
+                "anyway: %s",
+                describe_error(exc, *self.secrets),
+                extra={"jobqueue": self.name},
+            )
 
     def _decide(
         self, cfg: ScalerConfig, mem: _Memory, snapshot: QueueSnapshot | None, now: float
@@ -579,17 +610,15 @@ class RedisMetricsSource:
 
     def _open(self) -> Queue:
         if self._queue is None:
-            options: dict[str, Any] = {
-                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
-                "socket_timeout": REDIS_TIMEOUT,
-            }
-            redis: AnyRedis
-            if is_cluster_url(self._url):
-                redis = connect_cluster(self._url, **options)
-            else:
-                redis = connect(
-                    self._url, health_check_interval=PUBSUB_HEALTH_CHECK_INTERVAL, **options
-                )
+            # Every scheme the workers take (redis://, rediss://, unix://, redis+cluster://,
+            # rediss+cluster://); on a cluster the options reach each node's connections,
+            # the subscriber's included (see _subscriber).
+            redis = connect_any(
+                self._url,
+                socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+                socket_timeout=REDIS_TIMEOUT,
+                health_check_interval=PUBSUB_HEALTH_CHECK_INTERVAL,
+            )
             self._redis = redis
             self._queue = Queue(redis, self._queue_name)
         return self._queue
@@ -670,18 +699,54 @@ def _is_status(exc: BaseException, *codes: int) -> bool:
     return getattr(exc, "status", None) in codes
 
 
+class ReplicaCache:
+    """spec.replicas of Deployments as a watch last delivered them, keyed by namespace and name.
+
+    The operator already watches every Deployment it manages (kopf, to repair drift); its
+    handler feeds :meth:`observe`, so the scalers' polls need no GET of the scale subresource.
+    A Deployment the cache does not know (not listed yet, deleted) is read from the API. Only
+    touched from the event loop's thread.
+    """
+
+    def __init__(self) -> None:
+        self._replicas: dict[tuple[str, str], int] = {}
+
+    def observe(self, namespace: str, name: str, replicas: int | None) -> None:
+        """Record what a watch event says; ``replicas`` None: the Deployment was deleted."""
+        if replicas is None:
+            self._replicas.pop((namespace, name), None)
+        else:
+            self._replicas[(namespace, name)] = replicas
+
+    def get(self, namespace: str, name: str) -> int | None:
+        """The last count seen, or None if unknown."""
+        return self._replicas.get((namespace, name))
+
+
 class KubernetesScaleTarget:
     """The worker Deployment through the scale subresource; pods annotated for idle-first."""
 
-    def __init__(self, api_client: Any, namespace: str, deployment: str) -> None:
+    def __init__(
+        self,
+        api_client: Any,
+        namespace: str,
+        deployment: str,
+        *,
+        cache: ReplicaCache | None = None,
+    ) -> None:
         from kubernetes import client
 
         self._apps = client.AppsV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
         self.namespace = namespace
         self.deployment = deployment
+        self._cache = cache
 
-    async def replicas(self) -> int | None:
+    async def replicas(self, *, cached: bool = False) -> int | None:
+        if cached and self._cache is not None:
+            known = self._cache.get(self.namespace, self.deployment)
+            if known is not None:
+                return known
         try:
             scale = await asyncio.to_thread(
                 self._apps.read_namespaced_deployment_scale,
@@ -749,7 +814,13 @@ class KubernetesScaleTarget:
                 continue
             current[meta.name] = (meta.annotations or {}).get(POD_DELETION_COST_ANNOTATION)
         changes = deletion_cost_changes(current, pod_deletion_costs(current, workers))
-        await asyncio.gather(*(self._annotate(pod, cost) for pod, cost in changes.items()))
+        # every pod gets its try; the first failure is raised once all are done
+        results = await asyncio.gather(
+            *(self._annotate(pod, cost) for pod, cost in changes.items()), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
 
     async def _annotate(self, pod: str, cost: int) -> None:
         try:
@@ -929,6 +1000,7 @@ async def run_scaler(
     uid: str | None = None,
     stopped: StopFlag | None = None,
     pool: str | None = None,
+    replicas_cache: ReplicaCache | None = None,
 ) -> None:
     """Run the autoscaler of JobQueue ``namespace/name`` until ``stopped`` or cancelled.
 
@@ -937,6 +1009,7 @@ async def run_scaler(
     ``kubernetes.client.ApiClient`` (default: one on the default configuration). The worker
     Deployment defaults to ``<name>-worker``. ``pool``: the name of a pool of ``spec.workers``
     (its status goes to ``status.poolScaling.<pool>``, see :class:`PoolReporter`).
+    ``replicas_cache``: where a watch keeps the Deployments' replica counts (polls read it).
     """
     from kubernetes import client
 
@@ -945,7 +1018,10 @@ async def run_scaler(
     scaler = Scaler(
         metrics=RedisMetricsSource(redis_url, queue_name),
         target=KubernetesScaleTarget(
-            api, namespace, deployment or child_name(name, c.COMPONENT_WORKER)
+            api,
+            namespace,
+            deployment or child_name(name, c.COMPONENT_WORKER),
+            cache=replicas_cache,
         ),
         reporter=reporter or _reporter(api, namespace, name, uid, pool),
         config=get_config,

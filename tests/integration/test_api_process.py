@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,25 +16,9 @@ import orjson
 import pytest
 
 from tests.cluster.redis_server import RedisServer, free_port
+from tests.support.services import REPO, inherited_env, spawn_module, stop_process, wait_healthy
 
-REPO = Path(__file__).resolve().parents[2]
 WORKING_TREE_PATH = os.pathsep.join([str(REPO / "api-image"), str(REPO)])
-# Variables the API reads: never inherited from the developer's shell.
-API_ENV = (
-    "REDIS_URL",
-    "TASK_QUEUE_URL",
-    "QUEUE_NAME",
-    "PORT",
-    "HOST",
-    "API_TOKEN",
-    "MAX_PAYLOAD_BYTES",
-    "MAX_BATCH_BYTES",
-    "MAX_BATCH",
-    "MAX_QUEUE_DEPTH",
-    "LOG_LEVEL",
-    "ACCESS_LOG",
-    "COALESCE_ENQUEUES",
-)
 
 
 @dataclass
@@ -56,50 +37,22 @@ class ApiProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def spawn(self) -> subprocess.Popen[bytes]:
-        base = {k: v for k, v in os.environ.items() if k not in API_ENV}
-        env = {**base, "HOST": "127.0.0.1", "PORT": str(self.port), **self.env}
+        env = {**inherited_env(), "HOST": "127.0.0.1", "PORT": str(self.port), **self.env}
         env["PYTHONPATH"] = WORKING_TREE_PATH  # this checkout's code, however the venv points
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "jobqueue_api"],
-                cwd=REPO,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
+        self.proc = spawn_module("jobqueue_api", env, self.log_path)
         return self.proc
 
     def start(self, timeout: float = 20.0) -> ApiProcess:
-        proc = self.spawn()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                logs = self.logs()
-                self.cleanup()
-                raise RuntimeError(f"API exited with {proc.returncode}:\n{logs}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
+        failure = wait_healthy(self.spawn(), f"{self.url}/healthz", timeout, probe_timeout=0.5)
+        if failure is None:
+            return self
         logs = self.logs()
         self.cleanup()
-        raise RuntimeError(f"API did not answer /healthz in {timeout} s:\n{logs}")
+        raise RuntimeError(f"the API {failure}:\n{logs}")
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM and wait; the exit code (SIGKILL after `timeout`)."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, timeout)
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")

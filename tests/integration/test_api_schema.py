@@ -14,65 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, settings
-from jobqueue_api.app import create_app
-from jobqueue_api.settings import Settings
-from pydantic import SecretStr
 from schemathesis import Case
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    ignored_auth,
-    negative_data_rejection,
-    positive_data_acceptance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-    unsupported_method,
-)
 
 from tests.cluster.redis_server import RedisServer
 from tests.integration.test_api_process import ApiProcess
+from tests.support.openapi import CHECKS, api_schema, openapi_document
 
 TOKEN = "schemathesis-token"
 MAX_EXAMPLES = 30
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    negative_data_rejection,
-    positive_data_acceptance,
-    ignored_auth,
-    unsupported_method,
-]
-
-_SCHEMA_SETTINGS = Settings(redis_url=SecretStr("redis://unused"), api_token=SecretStr(TOKEN))
-OPENAPI = create_app(_SCHEMA_SETTINGS).openapi()
-# Unknown query parameters are ignored by design (like most HTTP APIs), so schemathesis is not
-# asked to send them as "invalid" data; every other negative case stays on.
-CONFIG = schemathesis.Config.from_dict(
-    {"generation": {"allow-extra-parameters": False, "max-examples": MAX_EXAMPLES}}
-)
-schema = schemathesis.openapi.from_dict(OPENAPI, config=CONFIG)
-
-
-def _fits_64_bits(value: Any) -> bool:
-    if isinstance(value, dict):
-        return all(_fits_64_bits(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_fits_64_bits(v) for v in value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return -(2**63) <= value < 2**64
-    return True
-
-
-@schema.hook
-def filter_body(context: schemathesis.HookContext, body: Any) -> bool:
-    """Payload integers beyond 64 bits are refused with a 422 by design (documented limit)."""
-    return _fits_64_bits(body)
+OPENAPI = openapi_document(TOKEN)
+schema = api_schema(OPENAPI, max_examples=MAX_EXAMPLES)
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,28 +21,17 @@ from typing import Any, TypeVar
 
 import pytest
 import redis.asyncio as aioredis
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 
 from jobqueue import JobSpec, Queue
 from tests.cluster.controlplane import Kube
 from tests.cluster.redis_server import RedisServer
+from tests.support.kube import api_client, install_jobqueue_crd, temporary_namespace
+from tests.support.services import spawn_module, stop_process
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "crds" / "jobqueue.io_jobqueues.yaml"
 WAIT = 60.0
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 async def await_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
@@ -64,23 +51,13 @@ async def await_for(what: str, probe: Callable[[], T | None], timeout: float = W
 
 @pytest.fixture(scope="module")
 def ns(kube: Kube) -> Iterator[str]:
-    name = f"autoscale-{uuid.uuid4().hex[:6]}"
-    kube.kubectl("create", "namespace", name)
-    yield name
-    kube.kubectl("delete", "namespace", name, "--wait=false")
+    yield from temporary_namespace(kube, "autoscale-", digits=6)
 
 
 @pytest.fixture(scope="module")
 def operator(kube: Kube, ns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """``python -m jobqueue_operator`` watching only ``ns``; its log file is yielded."""
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    wait_for(
-        "the CRD to be established",
-        lambda: kube.kubectl(
-            "get", "crd", "jobqueues.jobqueue.io", "-o",
-            'jsonpath={.status.conditions[?(@.type=="Established")].status}', check=False,
-        ).stdout == "True",
-    )  # fmt: skip
+    install_jobqueue_crd(kube)
     logfile = tmp_path_factory.mktemp("operator") / "operator.log"
     env = {
         **kube.env(),
@@ -92,36 +69,21 @@ def operator(kube: Kube, ns: str, tmp_path_factory: pytest.TempPathFactory) -> I
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("KUBERNETES_SERVICE_HOST", None)
-    with logfile.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jobqueue_operator"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+    proc = spawn_module("jobqueue_operator", env, logfile)
     try:
         time.sleep(0.5)
         if proc.poll() is not None:
             pytest.fail(f"the operator exited: {logfile.read_text()[-4000:]}")
         yield logfile
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.returncode not in (0, -15):
+        if stop_process(proc, 20) not in (0, -15):
             log.warning("operator log tail:\n%s", logfile.read_text()[-4000:])
 
 
 @pytest.fixture(scope="module")
 def apps(kube: Kube) -> Iterator[client.AppsV1Api]:
-    api_client = config.new_client_from_config(config_file=str(kube.kubeconfig))  # type: ignore[no-untyped-call]
-    yield client.AppsV1Api(api_client)
-    api_client.close()
+    with api_client(kube) as api:
+        yield client.AppsV1Api(api)
 
 
 class Replicas:
@@ -504,3 +466,35 @@ async def test_a_new_autoscaled_worker_deployment_starts_at_min_replicas(
         if "f:replicas" in (m.get("fieldsV1") or {}).get("f:spec", {})
     }
     assert owners == {"jobqueue-autoscaler"}, owners
+
+
+def scale_subresource_reads(kube: Kube) -> int:
+    """GETs of any Deployment's scale subresource the API server has served (its metrics)."""
+    total = 0
+    for line in kube.kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if line.startswith("apiserver_request_total{") and all(
+            label in line
+            for label in ('resource="deployments"', 'subresource="scale"', 'verb="GET"')
+        ):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+async def test_an_idle_autoscaler_reads_the_worker_count_from_the_watch(
+    make_jq: Callable[..., JQ], kube: Kube
+) -> None:
+    """A poll a second: without the operator's Deployment watch as a cache every poll would
+    GET the scale subresource; with it, only the verification once a minute may."""
+    jq = make_jq({"maxReplicas": 10, "targetJobsPerWorker": 5, **FAST, "pollIntervalSeconds": 1})
+    await await_for("workers at 0", lambda: jq.replicas.now == 0)
+    await await_for(
+        "the autoscaler's first poll", lambda: (c := jq.condition("Scaling")) and c["reason"]
+    )
+    before = await asyncio.to_thread(scale_subresource_reads, kube)
+    await asyncio.sleep(10)  # ten polls of an idle queue
+    reads = await asyncio.to_thread(scale_subresource_reads, kube) - before
+    log.warning("idle autoscaler, 10 polls: %d GETs of the scale subresource", reads)
+    assert reads <= 2, f"{reads} GETs of the scale subresource in ten idle polls"
+    assert jq.replicas.now == 0
+    cond = jq.condition("Scaling")
+    assert cond is not None and cond["status"] == "True", cond

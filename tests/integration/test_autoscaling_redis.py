@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -25,6 +26,7 @@ from redis.exceptions import RedisError
 from jobqueue import JobSpec, Queue, connect_cluster
 from tests.cluster.redis_server import RedisServer
 from tests.integration.test_protocol_cluster import cluster_nodes  # noqa: F401 (fixture)
+from tests.integration.test_protocol_connect import tls_server  # noqa: F401 (fixture)
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ class RecordingTarget:
         self.current = 0
         self.scaled: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
 
-    async def replicas(self) -> int | None:
+    async def replicas(self, *, cached: bool = False) -> int | None:
         return self.current
 
     async def scale(self, replicas: int) -> None:
@@ -194,6 +196,32 @@ async def test_redis_cluster_snapshot_and_wake_up(
         await asyncio.wait_for(wakes.get(), 10)
         snap = await source.snapshot()
         assert (snap.ready, snap.in_flight) == (3, 0)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        await queue.purge()
+        await source.close()
+        await producer.aclose()
+
+
+async def test_tls_url_snapshot_and_wake_up(
+    tls_server: tuple[RedisServer, int, Path],  # noqa: F811 - the imported fixture
+) -> None:
+    """rediss:// with the CA named in the URL (all a JobQueue's redis.url can carry)."""
+    _server, port, certs = tls_server
+    url = f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={certs / 'ca.crt'}"
+    name = f"test/{uuid.uuid4().hex[:12]}"
+    source = RedisMetricsSource(url, name)
+    producer = aioredis.Redis.from_url(url)
+    queue = Queue(producer, name)
+    wakes: asyncio.Queue[None] = asyncio.Queue()
+    watcher = asyncio.create_task(source.watch(lambda: wakes.put_nowait(None)))
+    try:
+        await asyncio.wait_for(wakes.get(), 10)  # subscribed over TLS
+        await queue.enqueue_many([JobSpec(type="t") for _ in range(2)])
+        await asyncio.wait_for(wakes.get(), 10)
+        snap = await source.snapshot()
+        assert (snap.ready, snap.in_flight) == (2, 0)
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)

@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from tests.cluster import binaries
 from tests.cluster.controlplane import ControlPlane, ControlPlaneError, Kube, KubectlError
 from tests.cluster.procs import pid_runs
-
-T = TypeVar("T")
-WAIT = 60.0  # generous: controllers react in well under a second on an idle machine
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
-    """Poll probe until it returns something truthy; fail with `what` after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
+from tests.support.kube import apply, temporary_namespace, wait_for
 
 
 @pytest.fixture
 def ns(kube: Kube) -> Iterator[str]:
-    name = f"smoke-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", name)
-    yield name
-    kube.kubectl("delete", "namespace", name, "--wait=false")
-
-
-def apply(kube: Kube, manifest: dict[str, Any], *args: str) -> None:
-    kube.kubectl("apply", "-f", "-", *args, input=json.dumps(manifest))
+    yield from temporary_namespace(kube, "smoke-")
 
 
 def test_server_reports_the_pinned_release(kube: Kube) -> None:

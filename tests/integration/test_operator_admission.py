@@ -4,44 +4,28 @@ immutable fields stay immutable, and the server's defaults are the spec model's 
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from jobqueue_operator import constants as c
-from jobqueue_operator.crd import CRD_FILE
 from jobqueue_operator.spec import parse_spec
 
 from tests.cluster.controlplane import Kube
+from tests.support.kube import install_jobqueue_crd, temporary_namespace
 from tests.unit.test_operator_spec import INVALID, Invalid
 
 pytestmark = pytest.mark.cluster
 
 
-def established(kube: Kube) -> bool:
-    crd = kube.kubectl_json("get", "crd", c.CRD_NAME)
-    conditions = (crd.get("status") or {}).get("conditions") or []
-    return any(x["type"] == "Established" and x["status"] == "True" for x in conditions)
-
-
 @pytest.fixture(scope="module")
 def crd(kube: Kube) -> None:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    # `kubectl wait` right after creation can fail on a CRD without status yet: poll instead
-    deadline = time.monotonic() + 60
-    while not established(kube):
-        assert time.monotonic() < deadline, "the JobQueue CRD did not become Established"
-        time.sleep(0.2)
+    install_jobqueue_crd(kube)
 
 
 @pytest.fixture(scope="module")
 def ns(kube: Kube, crd: None) -> Iterator[str]:
-    name = f"adm-{uuid.uuid4().hex[:8]}"  # not jqop-*: no operator acts here
-    kube.kubectl("create", "namespace", name)
-    yield name
-    kube.kubectl("delete", "namespace", name, "--wait=false")
+    yield from temporary_namespace(kube, "adm-")  # not jqop-*: no operator acts here
 
 
 def manifest(ns: str, name: str, spec: dict[str, Any]) -> str:

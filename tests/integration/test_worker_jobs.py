@@ -4,42 +4,14 @@ concurrency holds, retries end in the dead-letter queue, metrics and heartbeats 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from jobqueue import JobSpec, JobStatus, Queue
-from tests.integration.worker_support import WorkerProcess, eventually
+from tests.integration.worker_support import WorkerProcess, eventually, start_worker
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-async def queue(redis_client: aioredis.Redis, queue_name: str) -> AsyncIterator[Queue]:
-    q = Queue(redis_client, queue_name)
-    yield q
-    await q.purge()
-    await q.aclose()
-
-
-@pytest.fixture
-async def workers() -> AsyncIterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for w in started:
-        await w.stop()
-
-
-async def start(
-    workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path, **env: Any
-) -> WorkerProcess:
-    w = WorkerProcess.start(redis_url, queue_name, tmp_path, **env)
-    workers.append(w)
-    await w.wait_healthy()
-    return w
 
 
 async def drained(queue: Queue, total: int) -> bool:
@@ -50,7 +22,7 @@ async def drained(queue: Queue, total: int) -> bool:
 async def test_example_tasks_run_and_record_results_and_progress(
     queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
-    await start(workers, redis_url, queue_name, tmp_path, worker_concurrency=4)
+    await start_worker(workers, redis_url, queue_name, tmp_path, worker_concurrency=4)
     email = (await queue.enqueue(JobSpec("email", {"to": "a@example.com"}))).job_id
     resize = (await queue.enqueue(JobSpec("resize", {"width": 100, "height": 50}))).job_id
     slow = (await queue.enqueue(JobSpec("slow", {"seconds": 1.0, "steps": 5}))).job_id
@@ -78,7 +50,7 @@ async def test_example_tasks_run_and_record_results_and_progress(
 async def test_concurrency_is_honoured(
     queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
-    await start(workers, redis_url, queue_name, tmp_path, worker_concurrency=5)
+    await start_worker(workers, redis_url, queue_name, tmp_path, worker_concurrency=5)
     ids = [r.job_id for r in await queue.enqueue_many(
         [JobSpec("track", {"seconds": 0.15}) for _ in range(30)]
     )]  # fmt: skip
@@ -94,7 +66,7 @@ async def test_concurrency_is_honoured(
 async def test_failing_jobs_retry_then_go_to_the_dead_letter_queue(
     queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
-    await start(workers, redis_url, queue_name, tmp_path)
+    await start_worker(workers, redis_url, queue_name, tmp_path)
     doomed = (await queue.enqueue(JobSpec("fail", {"message": "nope"}, max_retries=2))).job_id
     flaky = (await queue.enqueue(JobSpec("flaky", {"succeed_on": 2}, max_retries=3))).job_id
     unknown = (await queue.enqueue(JobSpec("no-such-task", max_retries=5))).job_id
@@ -119,7 +91,7 @@ async def test_failing_jobs_retry_then_go_to_the_dead_letter_queue(
 async def test_a_job_past_its_timeout_fails(
     queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
-    await start(workers, redis_url, queue_name, tmp_path, job_timeout_seconds=0.5)
+    await start_worker(workers, redis_url, queue_name, tmp_path, job_timeout_seconds=0.5)
     job_id = (await queue.enqueue(JobSpec("slow", {"seconds": 30}, max_retries=0))).job_id
 
     async def dead() -> bool:
@@ -134,7 +106,7 @@ async def test_a_job_past_its_timeout_fails(
 async def test_metrics_heartbeat_and_job_logs(
     queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
-    w = await start(workers, redis_url, queue_name, tmp_path, pod_name="metrics-worker")
+    w = await start_worker(workers, redis_url, queue_name, tmp_path, pod_name="metrics-worker")
     secret = {"latency": 0, "to": "secret-recipient@example.com"}
     await queue.enqueue_many([JobSpec("email", secret) for _ in range(3)])
     await queue.enqueue(JobSpec("fail", max_retries=0))
@@ -176,7 +148,7 @@ async def test_two_workers_share_a_queue_without_doing_a_job_twice(
     queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
     for _ in range(2):
-        await start(workers, redis_url, queue_name, tmp_path, worker_concurrency=16,
+        await start_worker(workers, redis_url, queue_name, tmp_path, worker_concurrency=16,
                     job_log_level="DEBUG")  # fmt: skip
     total = 2000
     await queue.enqueue_many([JobSpec("noop") for _ in range(total)])

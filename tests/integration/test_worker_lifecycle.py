@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -16,34 +14,14 @@ import redis.asyncio as aioredis
 from jobqueue_worker import constants as c
 
 from jobqueue import JobSpec, JobStatus, Queue
-from tests.integration.worker_support import WorkerProcess, eventually, run_worker_once
+from tests.integration.worker_support import (
+    WorkerProcess,
+    eventually,
+    run_worker_once,
+    start_worker,
+)
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-async def queue(redis_client: aioredis.Redis, queue_name: str) -> AsyncIterator[Queue]:
-    q = Queue(redis_client, queue_name)
-    yield q
-    await q.purge()
-    await q.aclose()
-
-
-@pytest.fixture
-async def workers() -> AsyncIterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for w in started:
-        await w.stop()
-
-
-async def start(
-    workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path, **env: Any
-) -> WorkerProcess:
-    w = WorkerProcess.start(redis_url, queue_name, tmp_path, **env)
-    workers.append(w)
-    await w.wait_healthy()
-    return w
 
 
 async def in_flight(queue: Queue, n: int) -> None:
@@ -56,7 +34,7 @@ async def in_flight(queue: Queue, n: int) -> None:
 async def test_sigterm_finishes_short_jobs_hands_back_long_ones_and_exits_0(
     queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
-    w = await start(
+    w = await start_worker(
         workers, redis_url, queue_name, tmp_path, worker_concurrency=4, drain_timeout_seconds=1.5
     )
     short = [r.job_id for r in await queue.enqueue_many(
@@ -82,7 +60,7 @@ async def test_sigterm_finishes_short_jobs_hands_back_long_ones_and_exits_0(
     assert any(r.get("outcome") == "released" for r in w.logs())
 
     # Nothing was lost: a second worker finishes every job, the handed-back ones included.
-    await start(workers, redis_url, queue_name, tmp_path, worker_concurrency=8)
+    await start_worker(workers, redis_url, queue_name, tmp_path, worker_concurrency=8)
 
     async def all_done() -> bool:
         s = await queue.stats()
@@ -97,7 +75,7 @@ async def test_sigterm_finishes_short_jobs_hands_back_long_ones_and_exits_0(
 async def test_a_second_signal_hands_back_at_once(
     queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
-    w = await start(workers, redis_url, queue_name, tmp_path, drain_timeout_seconds=60)
+    w = await start_worker(workers, redis_url, queue_name, tmp_path, drain_timeout_seconds=60)
     await queue.enqueue_many([JobSpec("slow", {"seconds": 60}) for _ in range(2)])
     await in_flight(queue, 2)
     t0 = time.monotonic()
@@ -114,7 +92,7 @@ async def test_a_second_signal_hands_back_at_once(
 async def test_a_sync_task_stuck_past_its_timeout_does_not_hold_up_the_exit(
     queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
-    w = await start(workers, redis_url, queue_name, tmp_path, job_timeout_seconds=0.5)
+    w = await start_worker(workers, redis_url, queue_name, tmp_path, job_timeout_seconds=0.5)
     job_id = (await queue.enqueue(JobSpec("resize", {"work": 60}, max_retries=0))).job_id
 
     async def dead() -> bool:
@@ -133,12 +111,14 @@ async def test_a_sync_task_stuck_past_its_timeout_does_not_hold_up_the_exit(
 async def test_kill_9_mid_job_and_another_worker_completes_it_after_the_lease(
     queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
-    a = await start(workers, redis_url, queue_name, tmp_path, pod_name="a", lease_seconds=1.5)
+    a = await start_worker(
+        workers, redis_url, queue_name, tmp_path, pod_name="a", lease_seconds=1.5
+    )
     job_id = (await queue.enqueue(JobSpec("stall_first"))).job_id
     await in_flight(queue, 1)
     a.proc.kill()
     assert await a.wait_exit(5) == -signal.SIGKILL
-    await start(workers, redis_url, queue_name, tmp_path, pod_name="b", lease_seconds=1.5)
+    await start_worker(workers, redis_url, queue_name, tmp_path, pod_name="b", lease_seconds=1.5)
 
     async def completed() -> bool:
         job = await queue.get(job_id)
@@ -152,7 +132,7 @@ async def test_kill_9_mid_job_and_another_worker_completes_it_after_the_lease(
 async def test_healthz_fails_while_a_task_blocks_the_event_loop(
     queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
-    w = await start(workers, redis_url, queue_name, tmp_path, liveness_timeout_seconds=1)
+    w = await start_worker(workers, redis_url, queue_name, tmp_path, liveness_timeout_seconds=1)
     assert (await w.get("/healthz")).status_code == 200
     await queue.enqueue(JobSpec("block_loop", {"seconds": 4}))
 
@@ -180,7 +160,7 @@ async def test_healthz_fails_while_the_claim_loop_is_stuck(
     queue_name: str,
     tmp_path: Path,
 ) -> None:
-    w = await start(workers, redis_url, queue_name, tmp_path, liveness_timeout_seconds=1)
+    w = await start_worker(workers, redis_url, queue_name, tmp_path, liveness_timeout_seconds=1)
     await redis_client.execute_command("CLIENT", "PAUSE", "3000", "WRITE")  # type: ignore[no-untyped-call]
     try:
         resp: httpx.Response | None = None

@@ -182,6 +182,16 @@ class WorkerProcess:
         await self._client.aclose()
 
 
+async def start_worker(
+    workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path, **env: Any
+) -> WorkerProcess:
+    """Start a worker (env as in `WorkerProcess.start`), add it to `workers`, wait until healthy."""
+    w = WorkerProcess.start(redis_url, queue_name, tmp_path, **env)
+    workers.append(w)
+    await w.wait_healthy()
+    return w
+
+
 def run_worker_once(tmp_path: Path, env: dict[str, str], timeout: float = 20) -> tuple[int, str]:
     """Run `python -m jobqueue_worker` with exactly `env` added; returns (exit code, output)."""
     write_test_tasks(tmp_path)

@@ -13,7 +13,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -25,40 +24,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import redis.asyncio as aioredis
 
 from jobqueue import Job, Queue
 from tests.cluster.redis_server import RedisServer, free_port
+from tests.support.services import (
+    REPO,
+    inherited_env,
+    spawn_module,
+    stop_process,
+    wait_healthy,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 # The repo's own sources first, whatever the venv's editable install points at.
 SOURCE_PATH = [str(REPO / d) for d in (".", "api-image", "worker-image", "operator")]
 T = TypeVar("T")
-
-# Environment the images read: never inherited from the developer's shell.
-SERVICE_ENV = (
-    "REDIS_URL",
-    "TASK_QUEUE_URL",
-    "QUEUE_NAME",
-    "PORT",
-    "HOST",
-    "API_TOKEN",
-    "MAX_PAYLOAD_BYTES",
-    "MAX_BATCH_BYTES",
-    "MAX_BATCH",
-    "MAX_QUEUE_DEPTH",
-    "LOG_LEVEL",
-    "ACCESS_LOG",
-    "COALESCE_ENQUEUES",
-    "WORKER_CONCURRENCY",
-    "TASKS_MODULE",
-    "JOB_TIMEOUT_SECONDS",
-    "DRAIN_TIMEOUT_SECONDS",
-    "HEALTH_PORT",
-    "POD_NAME",
-    "LEASE_SECONDS",
-)
 
 # ---------------------------------------------------------------------------------------------
 # The task module the suite's workers load (TASKS_MODULE="chaos_tasks").
@@ -147,8 +127,7 @@ async def forget_queue(redis: aioredis.Redis, queue: Queue) -> None:
 
 
 def _clean_env(extra: dict[str, str]) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
-    env = {**base, **extra}
+    env = {**inherited_env(), **extra}
     first = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join([*first, *SOURCE_PATH])
     return env
@@ -165,15 +144,7 @@ class Service:
     proc: subprocess.Popen[bytes] | None = None
 
     def spawn(self) -> Service:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module],
-                cwd=REPO,
-                env=_clean_env(self.env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = spawn_module(self.module, _clean_env(self.env), self.log_path)
         return self
 
     @property
@@ -198,16 +169,7 @@ class Service:
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait, SIGKILL after ``timeout``; the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, timeout)
 
     def logs(self) -> str:
         try:
@@ -269,19 +231,12 @@ def start_api(redis_url: str, queue_name: str, workdir: Path, **env: Any) -> Api
     workdir.mkdir(parents=True, exist_ok=True)
     api = Api("jobqueue_api", full, workdir / f"api-{port}.log", name="api", port=port)
     api.spawn()
-    deadline = time.monotonic() + 30
-    while True:
-        if not api.alive:
-            raise RuntimeError(f"the API exited with {api.returncode}:\n{api.tail()}")
-        try:
-            if httpx.get(f"{api.url}/healthz", timeout=1).status_code == 200:
-                return api
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            api.kill()
-            raise RuntimeError(f"the API did not answer /healthz:\n{api.tail()}")
-        time.sleep(0.05)
+    assert api.proc is not None
+    failure = wait_healthy(api.proc, f"{api.url}/healthz", 30, probe_timeout=1)
+    if failure is None:
+        return api
+    api.kill()
+    raise RuntimeError(f"the API {failure}:\n{api.tail()}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ of hand-made requests (oversized, malformed, deeply nested, not UTF-8, wrong con
 missing or wrong token, huge batches, bad fields, bad paths, broken HTTP) is checked against a
 full snapshot of every Redis key of the queue, before and after each request. Then
 schemathesis, from the API's own OpenAPI document, with the checks of
-tests/integration/test_api_schema.py and a larger budget (15 cases per operation in
-`make test`, 300 in `make chaos`); after every case the seeded jobs must be unchanged.
+tests/integration/test_api_schema.py (tests/support/openapi.py) and a larger budget (15 cases
+per operation in `make test`, 300 in `make chaos`); after every case the seeded jobs must be
+unchanged.
 """
 
 from __future__ import annotations
@@ -25,27 +26,13 @@ import httpx
 import pytest
 import redis
 import redis.asyncio as aioredis
-import schemathesis
 from hypothesis import HealthCheck, settings
-from jobqueue_api.app import create_app
-from jobqueue_api.settings import Settings
-from pydantic import SecretStr
 from schemathesis import Case
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    ignored_auth,
-    negative_data_rejection,
-    positive_data_acceptance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-    unsupported_method,
-)
 
 from jobqueue import JobSpec, Priority, Queue
 from tests.cluster.redis_server import RedisServer
 from tests.reliability.support import Api, Figures, snapshot_keys, start_api
+from tests.support.openapi import CHECKS, api_schema, openapi_document
 
 SECTION = "Bad input: the HTTP API"
 TOKEN = "bad-input-token-7f3a"
@@ -498,41 +485,8 @@ def _histogram(outcomes: dict[str, int]) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------
 # schemathesis, a larger budget than tests/integration/test_api_schema.py
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    negative_data_rejection,
-    positive_data_acceptance,
-    ignored_auth,
-    unsupported_method,
-]
-OPENAPI = create_app(
-    Settings(redis_url=SecretStr("redis://unused"), api_token=SecretStr(TOKEN))
-).openapi()
-schema = schemathesis.openapi.from_dict(
-    OPENAPI,
-    config=schemathesis.Config.from_dict({"generation": {"allow-extra-parameters": False}}),
-)
-
-
-def _fits_64_bits(value: Any) -> bool:
-    if isinstance(value, dict):
-        return all(_fits_64_bits(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_fits_64_bits(v) for v in value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return -(2**63) <= value < 2**64
-    return True
-
-
-@schema.hook
-def filter_body(context: schemathesis.HookContext, body: Any) -> bool:
-    """Payload integers beyond 64 bits are refused with a 422 by design (documented limit)."""
-    return _fits_64_bits(body)
-
+OPENAPI = openapi_document(TOKEN)
+schema = api_schema(OPENAPI)
 
 SCHEMATHESIS_CASES: dict[str, int] = {}
 

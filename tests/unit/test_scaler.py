@@ -15,7 +15,10 @@ from jobqueue_operator.autoscaling import AutoscalingSpec, Reason, WorkerHeartbe
 from jobqueue_operator.scaler import (
     Condition,
     EventType,
+    KubernetesScaleTarget,
     QueueSnapshot,
+    RedisMetricsSource,
+    ReplicaCache,
     Scaler,
     ScalerConfig,
     ScalerStatus,
@@ -77,11 +80,14 @@ class FakeTarget:
         self.reads = 0
         self.calls: list[tuple[str, Any]] = []
         self.error: Exception | None = None
+        self.prefer_idle_error: Exception | None = None
         self.scaled = asyncio.Event()
         self.adopted: list[int] = []
+        self.cached_reads: list[bool] = []  # the ``cached`` flag of every read
 
-    async def replicas(self) -> int | None:
+    async def replicas(self, *, cached: bool = False) -> int | None:
         self.reads += 1
+        self.cached_reads.append(cached)
         return self.current
 
     async def scale(self, replicas: int) -> None:
@@ -96,6 +102,8 @@ class FakeTarget:
 
     async def prefer_idle(self, workers: Sequence[WorkerHeartbeat]) -> None:
         self.calls.append(("prefer_idle", tuple(w.id for w in workers)))
+        if self.prefer_idle_error is not None:
+            raise self.prefer_idle_error
 
     @property
     def scales(self) -> list[int]:
@@ -195,6 +203,30 @@ async def test_scale_down_marks_idle_pods_before_lowering_replicas() -> None:
     await rig.scaler.evaluate()
     assert rig.target.calls == [("prefer_idle", ("p-1", "p-2")), ("scale", 1)]
     assert [e[1] for e in rig.reporter.events] == ["ScaledDown"]
+
+
+async def test_a_failed_pod_deletion_cost_patch_does_not_block_the_scale_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    rig = make_rig(replicas=4, scaleDownStabilizationSeconds=0, cooldownSeconds=0)
+    rig.metrics.in_flight = 3
+    rig.metrics.workers = (W("p-1", True, 3), W("p-2", False, 0))
+    error = ApiException(status=403, reason="Forbidden")
+    error.body = json.dumps({"message": f"pods is forbidden (token {PASSWORD})"})
+    rig.target.prefer_idle_error = error
+    with caplog.at_level("WARNING", logger=scaler_mod.__name__):
+        assert await rig.scaler.evaluate() is False  # nothing to retry
+    assert rig.target.calls == [("prefer_idle", ("p-1", "p-2")), ("scale", 1)]
+    assert [e[1] for e in rig.reporter.events] == ["ScaledDown"]
+    scaling = rig.reporter.condition("Scaling")
+    assert (scaling.status, scaling.reason) == ("True", "ScaledDown")
+    [record] = [r for r in caplog.records if "deletion cost" in r.getMessage()]
+    assert record.levelname == "WARNING"
+    assert "scaling down anyway" in record.getMessage()
+    assert "HTTP 403 Forbidden" in record.getMessage()
+    assert PASSWORD not in caplog.text
 
 
 async def test_busy_workers_hold_replicas_up() -> None:
@@ -322,6 +354,42 @@ async def test_event_driven_evaluations_reuse_the_count_until_a_write() -> None:
     rig.metrics.ready = 30
     await rig.scaler.evaluate(fresh=False)  # a change: re-read before writing
     assert (rig.target.reads, rig.target.scales) == (2, [6])
+
+
+async def test_polls_trust_a_cached_count_but_every_write_reads_the_api_first() -> None:
+    rig = make_rig(replicas=2)
+    rig.metrics.ready = 10  # 2 workers' worth: nothing to do
+    await rig.scaler.evaluate(fresh=True)  # the first read verifies
+    for _ in range(3):
+        rig.clock.now += 5
+        await rig.scaler.evaluate(fresh=True)
+    assert rig.target.cached_reads == [False, True, True, True]
+    rig.metrics.ready = 30
+    rig.clock.now += 5
+    await rig.scaler.evaluate(fresh=True)  # a change: the cached count is checked first
+    assert rig.target.cached_reads[-2:] == [True, False]
+    assert rig.target.scales == [6]
+    rig.clock.now += scaler_mod.REPLICAS_VERIFY_INTERVAL
+    await rig.scaler.evaluate(fresh=True)  # a cached count is re-verified this often
+    assert rig.target.cached_reads[-1] is False
+
+
+async def test_a_stale_cached_count_never_drives_a_write() -> None:
+    rig = make_rig(replicas=6)
+    rig.metrics.ready = 30
+    await rig.scaler.evaluate(fresh=True)  # verified at 6: holding
+
+    class StaleCache(FakeTarget):
+        async def replicas(self, *, cached: bool = False) -> int | None:
+            value = await super().replicas(cached=cached)
+            return 2 if cached else value  # the watch still says 2
+
+    stale = StaleCache(6)
+    rig.scaler.target = stale
+    rig.clock.now += 5
+    await rig.scaler.evaluate(fresh=True)
+    assert stale.cached_reads == [True, False]  # 2 would mean "scale up": checked first
+    assert stale.calls == []  # the API says 6 = desired: no write
 
 
 async def test_an_external_scale_seen_before_writing_prevents_a_stale_write() -> None:
@@ -459,6 +527,96 @@ async def test_a_crash_of_the_loop_is_raised_to_the_daemon() -> None:
 
     with pytest.raises(ValueError, match="bad"):
         await run_until_stopped(boom(), Flag())
+
+
+# ---------------------------------------------------------------------------------------------
+# The Redis client of the metrics source (nothing is connected here)
+
+
+@pytest.mark.parametrize(
+    ("url", "cluster", "tls"),
+    [
+        ("redis://127.0.0.1:6379/0", False, False),
+        ("rediss://:pw@127.0.0.1:6380/0", False, True),
+        ("redis+cluster://127.0.0.1:7000", True, False),
+        ("rediss+cluster://127.0.0.1:7000", True, True),
+    ],
+)
+async def test_every_url_scheme_gets_the_autoscaler_timeouts_and_health_checks(
+    url: str, cluster: bool, tls: bool
+) -> None:
+    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.connection import SSLConnection
+
+    source = RedisMetricsSource(url, "ns/q")
+    redis = source._open().redis
+    try:
+        assert isinstance(redis, RedisCluster) is cluster
+        if isinstance(redis, RedisCluster):
+            options = redis.nodes_manager.connection_kwargs
+            connection_class = options["connection_class"]
+        else:
+            options = redis.connection_pool.connection_kwargs
+            connection_class = redis.connection_pool.connection_class
+        assert issubclass(connection_class, SSLConnection) is tls
+        # a dead peer of the idle subscription is noticed (the cluster one included)
+        assert options["health_check_interval"] == scaler_mod.PUBSUB_HEALTH_CHECK_INTERVAL
+        assert options["socket_timeout"] == scaler_mod.REDIS_TIMEOUT
+        assert options["socket_connect_timeout"] == scaler_mod.REDIS_CONNECT_TIMEOUT
+    finally:
+        await source.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The replica cache in front of the scale subresource
+
+
+class FakeAppsApi:
+    """``AppsV1Api.read_namespaced_deployment_scale`` only, counting calls."""
+
+    def __init__(self, replicas: int | None) -> None:
+        self.replicas = replicas
+        self.reads = 0
+
+    def read_namespaced_deployment_scale(self, name: str, namespace: str, **_: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        self.reads += 1
+        if self.replicas is None:
+            raise ApiException(status=404, reason="Not Found")
+        return type("Scale", (), {"spec": type("Spec", (), {"replicas": self.replicas})()})()
+
+
+def cached_target(cache: ReplicaCache, api_replicas: int | None) -> tuple[Any, FakeAppsApi]:
+    target = KubernetesScaleTarget(object(), "ns", "q-worker", cache=cache)
+    apps = FakeAppsApi(api_replicas)
+    target._apps = apps  # type: ignore[assignment]
+    return target, apps
+
+
+async def test_a_cached_count_saves_the_api_read_and_an_unknown_one_falls_back() -> None:
+    cache = ReplicaCache()
+    target, apps = cached_target(cache, api_replicas=3)
+    assert await target.replicas(cached=True) == 3  # not seen by the watch yet: the API
+    assert apps.reads == 1
+    cache.observe("ns", "q-worker", 5)
+    cache.observe("other", "q-worker", 9)  # another namespace's Deployment of the same name
+    assert await target.replicas(cached=True) == 5
+    assert apps.reads == 1
+    assert await target.replicas() == 3  # not asked for a cached value: always the API
+    assert apps.reads == 2
+    cache.observe("ns", "q-worker", None)  # deleted
+    apps.replicas = None
+    assert await target.replicas(cached=True) is None
+    assert apps.reads == 3
+
+
+async def test_zero_replicas_in_the_cache_is_a_count_not_a_miss() -> None:
+    cache = ReplicaCache()
+    cache.observe("ns", "q-worker", 0)
+    target, apps = cached_target(cache, api_replicas=4)
+    assert await target.replicas(cached=True) == 0
+    assert apps.reads == 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Test support shared by the integration and reliability suites (no tests here)."""

@@ -1,0 +1,73 @@
+"""Helpers of the tests that work on the real control plane (the `kube` fixture): polling,
+a throw-away namespace, `kubectl apply`, the JobQueue CRD, a Kubernetes Python client.
+No tests here."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import pytest
+from jobqueue_operator import constants as c
+from jobqueue_operator.crd import CRD_FILE
+from kubernetes import client, config
+
+from tests.cluster.controlplane import Kube
+
+T = TypeVar("T")
+WAIT = 60.0  # generous: controllers react in well under a second on an idle machine
+POLL = 0.1
+
+
+def wait_for(
+    what: str, probe: Callable[[], T | None], timeout: float = WAIT, *, interval: float = POLL
+) -> T:
+    """Poll `probe` until it returns something truthy, and return that; fail naming `what`
+    after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+    return value
+
+
+def temporary_namespace(kube: Kube, prefix: str, *, digits: int = 8) -> Iterator[str]:
+    """Create namespace `<prefix><random hex>`, yield its name, then delete it without waiting.
+    Made for fixtures: `yield from temporary_namespace(kube, "smoke-")`."""
+    name = f"{prefix}{uuid.uuid4().hex[:digits]}"
+    kube.kubectl("create", "namespace", name)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def apply(kube: Kube, manifest: dict[str, Any], *args: str) -> None:
+    """`kubectl apply` of one object (extra kubectl arguments in `args`)."""
+    kube.kubectl("apply", "-f", "-", *args, input=json.dumps(manifest))
+
+
+def jobqueue_crd_established(kube: Kube) -> bool:
+    crd = kube.kubectl_json("get", "crd", c.CRD_NAME)
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(x["type"] == "Established" and x["status"] == "True" for x in conditions)
+
+
+def install_jobqueue_crd(kube: Kube) -> None:
+    """Server-side apply of the JobQueue CRD (crds/), then wait until it is Established."""
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    # `kubectl wait` right after creation can fail on a CRD without status yet: poll instead
+    wait_for("the JobQueue CRD to be Established", lambda: jobqueue_crd_established(kube))
+
+
+@contextmanager
+def api_client(kube: Kube) -> Iterator[client.ApiClient]:
+    """A Kubernetes Python client on the admin kubeconfig, closed on exit."""
+    api = config.new_client_from_config(config_file=str(kube.kubeconfig))  # type: ignore[no-untyped-call]
+    try:
+        yield api
+    finally:
+        api.close()
