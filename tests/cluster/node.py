@@ -1213,8 +1213,8 @@ def _set_owner(state_dir: Path | None) -> None:
         path.write_text(json.dumps({"state_dir": str(state_dir), "pid": os.getpid()}) + "\n")
 
 
-def _claim_machine(state_dir: Path) -> None:
-    """Clear debris of a dead node; refuse when another state dir's node is alive."""
+def claim_machine(state_dir: Path) -> None:
+    """Clear debris of a dead node; raise NodeError when another state dir's node is alive."""
     owner = node_owner()
     if owner is not None and owner != state_dir:
         other = Node(owner, ControlPlane.attach(owner))
@@ -1260,7 +1260,7 @@ def up(
                 return NodeCluster(plane.kube, state_dir, images=tuple(b.ref for b in built))
             log.warning("a partial cluster runs in %s: tearing it down first", state_dir)
             down(state_dir)
-        _claim_machine(state_dir)
+        claim_machine(state_dir)
         node.prepare_host()
         _set_owner(state_dir)
         try:
