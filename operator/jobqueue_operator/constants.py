@@ -114,6 +114,8 @@ MESSAGE_REDIS_OK: Final = "the queue is readable"
 # Event reasons.
 EVENT_APPLIED: Final = "Applied"
 EVENT_PRUNED: Final = "Pruned"
+EVENT_MESSAGE_LIMIT: Final = 1024  # an Event message is cut to this many characters
+EVENT_COMPONENT: Final = "jobqueue-operator"  # source / reportingComponent of our Events
 
 # Timing (seconds).
 REDIS_CHECK_TIMEOUT: Final = 3.0

@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 CHILD_LABELS = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
-EVENT_MESSAGE_LIMIT = 1024
 
 
 def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
@@ -65,7 +64,7 @@ def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> N
 def post_event(ref: JobQueueRef, type_: EventType, reason: str, message: str) -> None:
     """An Event on the JobQueue, through kopf's poster (honours the posting level)."""
     body = cast(kopf.Body, ref.body_stub())  # kopf reads plain dicts as bodies
-    text = message[:EVENT_MESSAGE_LIMIT]
+    text = message[: c.EVENT_MESSAGE_LIMIT]
     if type_ == "Warning":
         kopf.warn(body, reason=reason, message=text)
     else:

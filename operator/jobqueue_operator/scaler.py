@@ -84,8 +84,6 @@ FIELD_MANAGER = "jobqueue-autoscaler"  # not the reconcile's: it owns spec.repli
 MERGE_PATCH = "application/merge-patch+json"  # the client would pick json-patch for a dict
 APPLY_PATCH = "application/apply-patch+yaml"
 STATUS_CONFLICT_RETRIES = 5
-EVENT_COMPONENT = "jobqueue-operator"
-EVENT_MESSAGE_LIMIT = 1024
 
 EventType = Literal["Normal", "Warning"]
 #: A ``metav1.Condition`` without its times: the status module's, shared with the reconcile.
@@ -944,12 +942,12 @@ class KubernetesReporter:
                 "involvedObject": involved,
                 "type": type_,
                 "reason": reason,
-                "message": message[:EVENT_MESSAGE_LIMIT],
+                "message": message[: c.EVENT_MESSAGE_LIMIT],
                 "firstTimestamp": now,
                 "lastTimestamp": now,
                 "count": 1,
-                "source": {"component": EVENT_COMPONENT},
-                "reportingComponent": EVENT_COMPONENT,
+                "source": {"component": c.EVENT_COMPONENT},
+                "reportingComponent": c.EVENT_COMPONENT,
                 "reportingInstance": socket.gethostname(),
             }
         )
