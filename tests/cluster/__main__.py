@@ -1,13 +1,13 @@
-"""`python -m tests.cluster up|down|env|status|demo`: the local cluster by hand, in .cluster/.
+"""`python -m tests.cluster up|down|env|status`: the local cluster by hand, in .cluster/.
 
   up      build the binaries if needed, start etcd + kube-apiserver + kube-controller-manager,
           write .cluster/kubeconfig and print the `export` lines (reuses a running cluster)
   down    stop every process started under .cluster/ (by pid file); leaves none behind
   env     print `export KUBECONFIG=... PATH=... JQ_KUBECONFIG=...` (eval "$(... env)")
   status  JSON status; exit 0 when the apiserver answers /readyz
-  demo    up + a redis-server, then print how to reach both
 
-Progress and logs go to stderr; only the `export` lines go to stdout.
+Progress and logs go to stderr; only the `export` lines go to stdout. The full demo (operator,
+Redis, JobQueues, autoscaling) is `make demo` (python -m demo).
 """
 
 from __future__ import annotations
@@ -21,11 +21,8 @@ from pathlib import Path
 
 from tests.cluster import binaries, node
 from tests.cluster.controlplane import DEFAULT_STATE_DIR, ControlPlane, Kube
-from tests.cluster.redis_server import RedisServer, free_port
 
 log = logging.getLogger("tests.cluster")
-
-REDIS = "redis-server"
 
 
 def _env_lines(kube: Kube) -> list[str]:
@@ -53,33 +50,13 @@ def up(state_dir: Path) -> ControlPlane:
     return cp
 
 
-def start_redis(cp: ControlPlane) -> RedisServer:
-    """A redis-server recorded in cp's run dir, so `down` stops it with the control plane."""
-    info = cp.state_dir / "redis.json"
-    rec = cp.procs.record(REDIS)
-    if rec is not None and rec.running and info.exists():
-        return RedisServer(port=int(json.loads(info.read_text())["port"]), workdir=info.parent)
-    workdir = cp.state_dir / "redis"
-    workdir.mkdir(parents=True, exist_ok=True)
-    server = RedisServer(port=free_port(), workdir=workdir)
-    cp.procs.start(REDIS, server.command())
-    deadline = time.monotonic() + 10
-    while not server.ping():
-        if cp.procs.exited(REDIS) is not None or time.monotonic() > deadline:
-            tail = (workdir / "redis.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"redis-server did not start: {tail}")
-        time.sleep(0.05)
-    info.write_text(json.dumps({"port": server.port, "url": server.url}) + "\n")
-    return server
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.cluster",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["up", "down", "env", "status", "demo"])
+    parser.add_argument("command", choices=["up", "down", "env", "status"])
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument(
         "--node",
@@ -119,35 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(_env_lines(Kube.from_kubeconfig(cp.kubeconfig))))
         return 0
 
-    if args.command == "status":
-        status = ControlPlane.attach(state_dir).status()
-        if node.has_node(state_dir):
-            status["node"] = node.status(state_dir)
-        print(json.dumps(status, indent=2))
-        return 0 if status["apiserver_ready"] else 1
-
-    # demo
-    cp = up(state_dir)
-    redis = start_redis(cp)
-    kube = cp.kube
-    namespaces = kube.kubectl("get", "namespaces", "-o", "name").stdout.split()
-    print(
-        f"""
-Local cluster (Kubernetes {binaries.version_of("k8s")}) and Redis are running.
-
-  Kubernetes API   {kube.server}   ({len(namespaces)} namespaces)
-  Redis            {redis.url}
-
-Use them from this shell:
-  {chr(10).join("  " + line for line in _env_lines(kube) if not line.startswith("#")).strip()}
-  kubectl get all -A
-  redis-cli -p {redis.port} ping
-
-Logs: {cp.state_dir}/logs/ and {cp.state_dir}/redis/redis.log
-Stop everything: make cluster-down
-(The operator, API and workers join this demo in later issues.)"""
-    )
-    return 0
+    # status
+    status = ControlPlane.attach(state_dir).status()
+    if node.has_node(state_dir):
+        status["node"] = node.status(state_dir)
+    print(json.dumps(status, indent=2))
+    return 0 if status["apiserver_ready"] else 1
 
 
 if __name__ == "__main__":
