@@ -26,6 +26,8 @@ from typing import Protocol, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from jobqueue_operator import constants as c
+
 # Pod deletion costs (annotation ``controller.kubernetes.io/pod-deletion-cost``): the
 # ReplicaSet removes the lowest cost first among otherwise equal (running, ready) pods.
 POD_DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
@@ -49,8 +51,8 @@ class AutoscalingSpec(BaseModel):
     )
 
     enabled: bool = True
-    min_replicas: int = Field(default=0, ge=0)
-    max_replicas: int = Field(default=10, ge=1)
+    min_replicas: int = Field(default=0, ge=0, le=c.MAX_WORKER_REPLICAS)
+    max_replicas: int = Field(default=10, ge=1, le=c.MAX_WORKER_REPLICAS)
     target_jobs_per_worker: int | None = Field(
         default=None,
         ge=1,

@@ -111,6 +111,9 @@ REASON_REDIS_FAILED: Final = "ConnectionFailed"
 REASON_REDIS_UNKNOWN: Final = "NotChecked"
 MESSAGE_REDIS_OK: Final = "the queue is readable"
 
+# Spec limits.
+MAX_WORKER_REPLICAS: Final = 1000  # worker.replicas and autoscaling.min/maxReplicas
+
 # Event reasons.
 EVENT_APPLIED: Final = "Applied"
 EVENT_PRUNED: Final = "Pruned"

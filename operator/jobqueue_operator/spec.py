@@ -689,7 +689,7 @@ class WorkerSpec(Model):
     replicas: int = Field(
         default=1,
         ge=0,
-        le=1000,
+        le=c.MAX_WORKER_REPLICAS,
         description="Worker pods when autoscaling is disabled (the scale subresource).",
     )
     resources: Resources = Field(default_factory=Resources, description="Worker container.")

@@ -116,6 +116,16 @@ TABLE: tuple[Refused, ...] = (
         f"spec.autoscaling.scaleDownStabilizationSeconds {LE} 3600",
     ),
     Refused(
+        "max-replicas-huge",
+        spec(autoscaling={"maxReplicas": 1001}),
+        f"spec.autoscaling.maxReplicas {LE} 1000",
+    ),
+    Refused(
+        "min-replicas-huge",
+        spec(autoscaling={"minReplicas": 1001, "maxReplicas": 1000}),
+        f"spec.autoscaling.minReplicas {LE} 1000",
+    ),
+    Refused(
         "max-replicas-beyond-int64",
         spec(autoscaling={"maxReplicas": 2**70}),
         "spec.autoscaling.maxReplicas",

@@ -61,6 +61,8 @@ def test_spec_parses_camel_case_and_is_frozen() -> None:
         ({"minReplicas": 5, "maxReplicas": 2}, "minReplicas (5) must not be greater"),
         ({"minReplicas": -1}, "greater than or equal to 0"),
         ({"maxReplicas": 0}, "greater than or equal to 1"),
+        ({"maxReplicas": 1001}, "less than or equal to 1000"),
+        ({"minReplicas": 1001, "maxReplicas": 1000}, "less than or equal to 1000"),
         ({"targetJobsPerWorker": 0}, "greater than or equal to 1"),
         ({"activationJobs": 0}, "greater than or equal to 1"),
         ({"pollIntervalSeconds": 0}, "greater than or equal to 1"),
