@@ -6,7 +6,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
 from typing import Any
 
@@ -100,3 +100,10 @@ except ImportError:  # pragma: no cover
 
 
 loads: Callable[[bytes | str], Any] = _loads
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """JSON text `dumps` already produced; `Queue.complete` stores it as is (encoded once)."""
+
+    text: bytes | str

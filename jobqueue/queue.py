@@ -356,9 +356,12 @@ class Queue:
         return await self._flag_calls(self._s["renew"], calls)
 
     async def complete(self, items: Sequence[tuple[str, int, Any]]) -> list[bool]:
-        """Acknowledge jobs with their results; False where the lease was lost (stale)."""
+        """Acknowledge jobs with their results; False where the lease was lost (stale).
+
+        A result is any JSON-serialisable value (ValueError if not), or a `codec.Encoded`."""
         calls: list[list[Any]] = []
         dumps = codec.dumps
+        encoded = codec.Encoded
         for chunk in _batches(items):
             ids: list[str] = []
             tokens: list[str] = []
@@ -370,7 +373,7 @@ class Queue:
                 if result is None:
                     results.append("")
                 else:
-                    results.append(dumps(result))
+                    results.append(result.text if type(result) is encoded else dumps(result))
                     any_result = True
             call = [self._ttl_ms, _join_ids(ids), " ".join(tokens)]
             if any_result:

@@ -1,17 +1,15 @@
-"""Liveness rule, probe handlers, JSON logs and the result/error helpers of the worker."""
+"""Liveness rule, probe handlers, JSON logs and the error formatting of the worker."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-from typing import Any
 
 import pytest
 from jobqueue_worker.health import HealthServer, liveness
 from jobqueue_worker.logs import JsonFormatter
 from jobqueue_worker.metrics import WorkerMetrics
-from jobqueue_worker.runtime import format_error, json_error
+from jobqueue_worker.runtime import format_error
 
 
 def test_liveness_fails_only_past_the_threshold() -> None:
@@ -79,17 +77,6 @@ def test_json_log_lines_carry_the_extra_fields() -> None:
     assert doc["msg"] == "job finished" and doc["level"] == "info"
     assert doc["job_id"] == "abc" and doc["duration_ms"] == 1.5
     assert doc["ts"].endswith("+00:00")
-
-
-@pytest.mark.parametrize("value", [None, 1, "x", 1.5, True, {"a": [1, {"b": None}]}, [1, "2"]])
-def test_json_values_pass(value: Any) -> None:
-    assert json_error(value) is None
-
-
-@pytest.mark.parametrize("value", [{1, 2}, object(), math.nan, {"x": math.inf}, b"bytes"])
-def test_non_json_values_are_explained(value: Any) -> None:
-    problem = json_error(value)
-    assert problem is not None and ("TypeError" in problem or "ValueError" in problem)
 
 
 def test_format_error_keeps_head_and_tail_within_the_limit() -> None:

@@ -19,7 +19,7 @@ from jobqueue_worker.metrics import WorkerMetrics
 from jobqueue_worker.runtime import Worker, WorkerConfig
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from jobqueue import Claimed, FailOutcome, Priority
+from jobqueue import Claimed, FailOutcome, Priority, codec
 
 
 class FakeQueue:
@@ -78,7 +78,9 @@ class FakeQueue:
             ok = self._owns(job_id, token)
             if ok:
                 del self.leases[job_id]
-                self.completed[job_id] = result
+                # what the real queue stores: the worker hands over results already encoded
+                assert result is None or isinstance(result, codec.Encoded), result
+                self.completed[job_id] = result if result is None else codec.loads(result.text)
             out.append(ok)
         return out
 
@@ -273,7 +275,11 @@ async def test_unknown_type_is_dead_at_once_and_the_worker_goes_on() -> None:
     ("result", "why"),
     [
         ({1, 2}, "set"),
-        ({"x": float("inf"), "n": None}, "Out of range float"),  # orjson would write null
+        ({"x": float("inf"), "n": None}, "inf is not a JSON number"),  # orjson would write null
+        # what the stdlib would accept but the queue's encoder (orjson) refuses
+        ({1: "int key"}, "Dict key must be str"),
+        ({"n": 2**70}, "Integer exceeds 64-bit range"),
+        (["\ud800"], "surrogates not allowed"),
     ],
 )
 async def test_a_result_that_is_not_json_fails_without_retry(result: Any, why: str) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import math
 import time
@@ -32,6 +31,7 @@ from typing import Any, Final, Protocol
 from redis.exceptions import RedisError
 
 from jobqueue import Claimed, FailOutcome, QueueError
+from jobqueue.codec import Encoded, dumps
 from jobqueue_worker import constants as c
 from jobqueue_worker.context import JobContext, SyncJobContext
 from jobqueue_worker.metrics import WorkerMetrics
@@ -47,7 +47,6 @@ RUNNING: Final = 0
 REPORTING: Final = 1
 DETACHED: Final = 2
 
-_JSON_SCALARS: Final = (str, int, float, bool)
 _FAIL_PARALLELISM: Final = 16  # most `fail` round trips in flight at once
 _COMPLETE_BATCH_MAX: Final = 2000  # most jobs in one `complete` round trip
 
@@ -101,21 +100,6 @@ class WorkerConfig:
             poll_interval=s.poll_interval_seconds,
             job_log_level=logging.getLevelNamesMapping()[s.job_log_level],
         )
-
-
-def json_error(value: Any) -> str | None:
-    """None if `value` is a JSON document (no NaN/Infinity), else why it is not."""
-    if value is None:
-        return None
-    if isinstance(value, _JSON_SCALARS) and not (
-        isinstance(value, float) and not math.isfinite(value)
-    ):
-        return None
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 def format_error(exc: BaseException, limit: int = c.MAX_ERROR_CHARS) -> str:
@@ -433,14 +417,10 @@ class Worker:
         if job.state != RUNNING:
             return  # timed out, lease lost or handed back: the result no longer counts
         if result is not None:
-            problem = json_error(result)
-            if problem is not None:
-                self._failed(
-                    job,
-                    f"the task's return value is not JSON-serialisable ({problem})",
-                    c.OUTCOME_FAILED,
-                    retry=False,
-                )
+            try:  # encoded once, here: the ack batch then cannot fail on one job's value
+                result = Encoded(dumps(result))
+            except ValueError as exc:  # no retry: the same code returns the same value
+                self._failed(job, f"the task's returned {exc}", c.OUTCOME_FAILED, retry=False)
                 return
         job.state = REPORTING
         cl = job.claimed
@@ -523,9 +503,7 @@ class Worker:
         if acks:
             done = results[0]
             results = results[1:]
-            if isinstance(done, (TypeError, ValueError)):
-                await self._complete_one_by_one(acks, ack_jobs)
-            elif isinstance(done, BaseException):
+            if isinstance(done, BaseException):
                 ok = False
                 self._report_error("complete", done)
                 self._acks[:0], self._ack_jobs[:0] = acks, ack_jobs
@@ -539,28 +517,6 @@ class Worker:
             else:
                 self._fail_reported(failure, outcome)
         return ok
-
-    async def _complete_one_by_one(
-        self, acks: list[tuple[str, int, Any]], jobs: list[_Job]
-    ) -> None:
-        """The protocol refused to encode a batch: find the result it cannot store, fail that job
-        (no retry: the same code returns the same value), and complete the others."""
-        for item, job in zip(acks, jobs, strict=True):
-            try:
-                accepted = await self._queue.complete([item])
-            except (TypeError, ValueError) as exc:
-                self._failed(
-                    job,
-                    f"the task's return value cannot be stored: {type(exc).__name__}: {exc}",
-                    c.OUTCOME_FAILED,
-                    retry=False,
-                )
-            except QUEUE_ERRORS as exc:
-                self._report_error("complete", exc)
-                self._acks.append(item)
-                self._ack_jobs.append(job)
-            else:
-                self._acked([job], accepted)
 
     def _report_error(self, op: str, exc: BaseException) -> None:
         if not isinstance(exc, QUEUE_ERRORS):
