@@ -4,32 +4,24 @@ apply / wait / read through the real kubectl, and HTTP to ClusterIPs from this m
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import pytest
 import yaml
 
 from tests.cluster.controlplane import Kube
+from tests.support import waiting
 
 T = TypeVar("T")
 POLL = 0.5
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
-    """Poll `probe` until it returns something truthy; fail naming `what` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(POLL)
+    """`waiting.wait_for` polling every `POLL` seconds, 120 s by default."""
+    return waiting.wait_for(what, probe, timeout, interval=POLL)
 
 
 def apply(kube: Kube, *docs: Mapping[str, Any]) -> None:

@@ -21,7 +21,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from tests.cluster import binaries
 from tests.cluster.controlplane import ControlPlane, Kube, free_port
 from tests.cluster.redis_server import RedisServer
 from tests.integration import gateway_api
+from tests.support import waiting
 
 pytestmark = pytest.mark.cluster
 
@@ -126,25 +126,28 @@ class OperatorProcess:
 CURRENT: OperatorProcess | None = None
 
 
+def no_refusals(what: str) -> None:
+    """Fail at once when the operator's log shows a refused call."""
+    refused = CURRENT.refused() if CURRENT is not None else []
+    assert not refused, f"refused while waiting for {what}:\n" + "\n".join(refused)
+
+
+def log_tail() -> str:
+    return "--- log ---\n" + (CURRENT.text()[-6000:] if CURRENT else "")
+
+
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
-    """Poll until ``probe`` returns something truthy; fail with the operator's log tail, and
-    fail at once when the operator's log shows a refused call."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while True:
-        if CURRENT is not None:
-            refused = CURRENT.refused()
-            assert not refused, f"refused while waiting for {what}:\n" + "\n".join(refused)
-        try:
-            value = probe()
-            if value:
-                return value
-        except Exception as exc:  # a probe may race with creation / deletion
-            last = exc
-        if time.monotonic() > deadline:
-            tail = CURRENT.text()[-6000:] if CURRENT else ""
-            pytest.fail(f"timed out waiting for {what} (last error: {last!r})\n--- log ---\n{tail}")
-        time.sleep(0.25)
+    """`waiting.wait_for` that tolerates probe errors (a probe may race with creation /
+    deletion), fails at once on a refused call and shows the operator's log tail on timeout."""
+    return waiting.wait_for(
+        what,
+        probe,
+        timeout,
+        interval=0.25,
+        tolerate=(Exception,),
+        check=partial(no_refusals, what),
+        diagnose=log_tail,
+    )
 
 
 def helm(kube: Kube, *args: str | Path) -> subprocess.CompletedProcess[str]:

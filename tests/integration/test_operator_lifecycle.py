@@ -27,11 +27,12 @@ from typing import Any, TypeVar
 import pytest
 import redis.asyncio as aioredis
 from jobqueue_operator import constants as c
-from jobqueue_operator.crd import CRD_FILE
 
 from jobqueue import JobSpec, Queue
 from tests.cluster.controlplane import Kube
 from tests.cluster.redis_server import RedisServer
+from tests.support import waiting
+from tests.support.kube import install_jobqueue_crd
 
 pytestmark = pytest.mark.cluster
 
@@ -72,40 +73,21 @@ class Operator:
 OPERATOR: Operator | None = None
 
 
+def operator_tail() -> str:
+    return "--- operator log tail ---\n" + (OPERATOR.tail() if OPERATOR else "")
+
+
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with the operator's log tail."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except Exception as exc:  # a probe may race with creation/deletion
-            last = exc
-        if time.monotonic() > deadline:
-            tail = OPERATOR.tail() if OPERATOR else ""
-            pytest.fail(
-                f"timed out after {timeout:.0f} s waiting for {what} (last error: {last!r})\n"
-                f"--- operator log tail ---\n{tail}"
-            )
-        time.sleep(0.2)
-
-
-def established(kube: Kube) -> bool:
-    crd = kube.kubectl_json("get", "crd", c.CRD_NAME)
-    conditions = (crd.get("status") or {}).get("conditions") or []
-    return any(x["type"] == "Established" and x["status"] == "True" for x in conditions)
+    """`waiting.wait_for` that tolerates probe errors (a probe may race with creation/deletion)
+    and shows the operator's log tail on timeout."""
+    return waiting.wait_for(
+        what, probe, timeout, interval=0.2, tolerate=(Exception,), diagnose=operator_tail
+    )
 
 
 @pytest.fixture(scope="module")
 def crd(kube: Kube) -> None:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    # `kubectl wait` right after creation can fail on a CRD without status yet: poll instead
-    deadline = time.monotonic() + 60
-    while not established(kube):
-        assert time.monotonic() < deadline, "the JobQueue CRD did not become Established"
-        time.sleep(0.2)
+    install_jobqueue_crd(kube)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from functools import partial
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,6 +15,7 @@ from redis.exceptions import ResponseError
 from jobqueue import FailOutcome, JobSpec, JobStatus, Priority, Queue
 from jobqueue.constants import MAX_BATCH
 from jobqueue.scripts import script
+from tests.support import waiting
 
 
 @pytest.fixture
@@ -24,12 +26,7 @@ async def queue(redis_client: aioredis.Redis, queue_name: str) -> AsyncIterator[
     await q.aclose()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+eventually = partial(waiting.eventually, timeout=5.0, interval=0.02)
 
 
 async def subscribed(r: aioredis.Redis, channel: str) -> PubSub:

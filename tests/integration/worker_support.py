@@ -12,7 +12,6 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 
 from tests.cluster.redis_server import free_port
+from tests.support.waiting import eventually as eventually  # re-exported: the worker tests use it
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -206,13 +206,3 @@ def run_worker_once(tmp_path: Path, env: dict[str, str], timeout: float = 20) ->
         check=False,
     )
     return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout} s")
-        await asyncio.sleep(0.05)

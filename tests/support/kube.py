@@ -1,39 +1,21 @@
-"""Helpers of the tests that work on the real control plane (the `kube` fixture): polling,
-a throw-away namespace, `kubectl apply`, the JobQueue CRD, a Kubernetes Python client.
-No tests here."""
+"""Helpers of the tests that work on the real control plane (the `kube` fixture): polling
+(`wait_for`, from tests.support.waiting), a throw-away namespace, `kubectl apply`, the JobQueue
+CRD, a Kubernetes Python client. No tests here."""
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
-import pytest
 from jobqueue_operator import constants as c
 from jobqueue_operator.crd import CRD_FILE
 from kubernetes import client, config
 
 from tests.cluster.controlplane import Kube
-
-T = TypeVar("T")
-WAIT = 60.0  # generous: controllers react in well under a second on an idle machine
-POLL = 0.1
-
-
-def wait_for(
-    what: str, probe: Callable[[], T | None], timeout: float = WAIT, *, interval: float = POLL
-) -> T:
-    """Poll `probe` until it returns something truthy, and return that; fail naming `what`
-    after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-    return value
+from tests.support.waiting import wait_for as wait_for  # re-exported: the kube tests use it
 
 
 def temporary_namespace(kube: Kube, prefix: str, *, digits: int = 8) -> Iterator[str]:
