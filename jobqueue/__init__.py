@@ -7,8 +7,11 @@ from jobqueue.connection import (
     connect,
     connect_any,
     connect_cluster,
+    connect_sentinel,
     is_cluster_url,
+    is_sentinel_url,
     redact_url,
+    url_secrets,
 )
 from jobqueue.errors import ConfigError, QueueError
 from jobqueue.keys import QueueKeys
@@ -45,6 +48,9 @@ __all__ = [
     "connect",
     "connect_any",
     "connect_cluster",
+    "connect_sentinel",
     "is_cluster_url",
+    "is_sentinel_url",
     "redact_url",
+    "url_secrets",
 ]

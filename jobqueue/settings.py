@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, AliasChoices, BeforeValidator, SecretStr, ValidationError
 
-from jobqueue.connection import URL_SCHEMES
+from jobqueue.connection import URL_SCHEMES, is_sentinel_url, parse_sentinel_url
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 REDIS_SCHEMES = URL_SCHEMES
@@ -39,6 +39,9 @@ def _empty_is_none(value: object) -> object:
 def check_redis_url(value: SecretStr) -> SecretStr:
     """The URL stripped, or ValueError saying what is wrong with it (never echoing it)."""
     raw = value.get_secret_value().strip()
+    if is_sentinel_url(raw):
+        parse_sentinel_url(raw)  # ValueError says what is wrong, without the URL
+        return SecretStr(raw)
     try:
         parts = urlsplit(raw)
         _ = parts.port  # raises ValueError on a non-numeric port

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import NoBackoff
 
 import jobqueue
@@ -40,6 +41,10 @@ set), 503 with `Retry-After` when the queue is over its backpressure limit or Re
 """
 
 
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """The Sentinels' primary, through a bounded pool that waits for a free connection."""
+
+
 def connect_redis(settings: Settings) -> AnyRedis:
     """The Redis client: short timeouts, one immediate retry, a bounded pool that waits.
 
@@ -47,22 +52,32 @@ def connect_redis(settings: Settings) -> AnyRedis:
     swapped for a BlockingConnectionPool with the same connection settings, so a burst of
     requests queues for a connection instead of opening thousands, or failing with
     "Too many connections". A Redis Cluster URL (redis+cluster://) gets a cluster client,
-    whose per-node pools are bounded by redis-py itself.
+    whose per-node pools are bounded by redis-py itself; a Sentinel URL (redis+sentinel://)
+    the same bounded, waiting pool on the primary the Sentinels name.
     """
     url = settings.redis_url.get_secret_value()
     options: dict[str, Any] = {
         "socket_connect_timeout": settings.redis_connect_timeout,
         "socket_timeout": settings.redis_socket_timeout,
     }
+    bounded: dict[str, Any] = {
+        "max_connections": settings.redis_max_connections,
+        "timeout": max(1, round(settings.redis_socket_timeout)),  # wait for a free connection
+    }
     if jobqueue.is_cluster_url(url):
         return jobqueue.connect_cluster(url, **options)
+    if jobqueue.is_sentinel_url(url):
+        return jobqueue.connect_sentinel(
+            url,
+            retry=Retry(NoBackoff(), 1),
+            connection_pool_class=BlockingSentinelPool,
+            **bounded,
+            **options,
+        )
     probe = jobqueue.connect(url, retry=Retry(NoBackoff(), 1), **options)
     template = probe.connection_pool
     pool = BlockingConnectionPool(
-        connection_class=template.connection_class,
-        max_connections=settings.redis_max_connections,
-        timeout=max(1, round(settings.redis_socket_timeout)),  # wait for a free connection
-        **template.connection_kwargs,
+        connection_class=template.connection_class, **bounded, **template.connection_kwargs
     )
     return Redis.from_pool(pool)
 

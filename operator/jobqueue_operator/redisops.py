@@ -22,8 +22,12 @@ _URL_CREDENTIALS = re.compile(
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with URL passwords (``scheme://user:pw@``) and each of ``secrets`` masked."""
+    """``text`` with URL passwords (``scheme://user:pw@``) and each of ``secrets`` masked (of a
+    URL among them: the URL and its secret parts)."""
     out = _URL_CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text)
+    given = list(secrets)
+    given += [x for s in given if "://" in s for x in jobqueue.url_secrets(s)]
+    secrets = given
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         out = out.replace(secret, "***")
         if "@" in secret or "://" in secret:

@@ -40,7 +40,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
-from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
@@ -210,15 +209,6 @@ class StopFlag(Protocol):
 # Pure helpers
 
 
-def url_password(url: str) -> str:
-    """The password in a Redis URL, '' if none (for redaction)."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return ""
-    return unquote(password) if password else ""
-
-
 def describe_error(error: BaseException, *secrets: str) -> str:
     """A one-line, password-free description of an exception: ``Type: message``, or for a
     Kubernetes API error ``HTTP <code> <reason>: <the Status message>`` (no header dump)."""
@@ -275,7 +265,7 @@ class Scaler:
     config: Callable[[], ScalerConfig]
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    secrets: tuple[str, ...] = ()  # strings never to appear in a message (the Redis password)
+    secrets: tuple[str, ...] = ()  # never in a message (the Redis URL: its secret parts too)
     name: str = ""
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _memory: _Memory | None = field(default=None, init=False)
@@ -1023,7 +1013,7 @@ async def run_scaler(
         ),
         reporter=reporter or _reporter(api, namespace, name, uid, pool),
         config=get_config,
-        secrets=(url_password(redis_url),),
+        secrets=(redis_url,),  # the URL and its secret parts
         name=f"{namespace}/{name}" + (f"/{pool}" if pool else ""),
     )
     await run_until_stopped(scaler.run(), stopped)

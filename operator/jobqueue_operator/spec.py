@@ -52,7 +52,11 @@ SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a pattern
 ENV_NAME_PATTERN: Final = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 QUEUE_NAME_PATTERN: Final = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
 REDIS_MEMORY_PATTERN: Final = r"^[0-9]+([kKmMgG][bB]?)?$"
-REDIS_SCHEMES: Final = ("redis://", "rediss://")
+REDIS_SCHEMES: Final = tuple(  # one server, a Sentinel-managed primary, a Cluster; +TLS
+    f"{s}://" for s in ("redis", "rediss", "redis+sentinel", "rediss+sentinel",
+                        "redis+cluster", "rediss+cluster")
+)  # fmt: skip
+REDIS_SCHEME_PATTERN: Final = r"^rediss?(\\+(sentinel|cluster))?://"  # the same, for CEL
 POOL_NAME_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 JOB_TYPE_PATTERN: Final = r"^[A-Za-z0-9]([A-Za-z0-9._:/-]*[A-Za-z0-9])?$"
 HTTP_PATH_PATTERN: Final = r"^/[^\s]*$"
@@ -79,7 +83,9 @@ def _rules(*rules: dict[str, str]) -> dict[str, Any]:
 
 # The messages of the cross-field rules: the CEL rules and the model validators share them.
 MSG_ONE_REDIS_SOURCE: Final = "exactly one of redis.url, redis.urlFrom or redis.managed must be set"
-MSG_URL_SCHEME: Final = "redis.url must start with redis:// or rediss://"
+MSG_URL_SCHEME: Final = (
+    "redis.url must start with " + ", ".join(REDIS_SCHEMES[:-1]) + " or " + REDIS_SCHEMES[-1]
+)
 MSG_URL_CREDENTIALS: Final = (
     "redis.url must not contain a password: put the URL in a Secret and use redis.urlFrom"
 )
@@ -240,9 +246,10 @@ class RedisSpec(Model):
         max_length=2048,
         description="A password-less Redis URL (for development); use urlFrom for credentials.",
         json_schema_extra=_rules(
-            _cel("self.startsWith('redis://') || self.startsWith('rediss://')", MSG_URL_SCHEME),
+            _cel(f"self.matches('{REDIS_SCHEME_PATTERN}')", MSG_URL_SCHEME),
             _cel(
-                "!self.matches('^rediss?://[^/@]*:[^/@]*@') && !self.contains('password=')",
+                f"!self.matches('{REDIS_SCHEME_PATTERN}[^/@]*:[^/@]*@') "
+                "&& !self.contains('password=')",
                 MSG_URL_CREDENTIALS,
             ),
         ),

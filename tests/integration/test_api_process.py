@@ -2,67 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
 import pytest
 
-from tests.cluster.redis_server import RedisServer, free_port
-from tests.support.services import REPO, inherited_env, spawn_module, stop_process, wait_healthy
-
-WORKING_TREE_PATH = os.pathsep.join([str(REPO / "api-image"), str(REPO)])
-
-
-@dataclass
-class ApiProcess:
-    """One API server process on a free loopback port; its stderr (JSON logs) kept in a file."""
-
-    env: dict[str, str]
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path = field(
-        default_factory=lambda: Path(tempfile.mkstemp(prefix="jq-api-", suffix=".log")[1])
-    )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def spawn(self) -> subprocess.Popen[bytes]:
-        env = {**inherited_env(), "HOST": "127.0.0.1", "PORT": str(self.port), **self.env}
-        env["PYTHONPATH"] = WORKING_TREE_PATH  # this checkout's code, however the venv points
-        self.proc = spawn_module("jobqueue_api", env, self.log_path)
-        return self.proc
-
-    def start(self, timeout: float = 20.0) -> ApiProcess:
-        failure = wait_healthy(self.spawn(), f"{self.url}/healthz", timeout, probe_timeout=0.5)
-        if failure is None:
-            return self
-        logs = self.logs()
-        self.cleanup()
-        raise RuntimeError(f"the API {failure}:\n{logs}")
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM and wait; the exit code (SIGKILL after `timeout`)."""
-        return stop_process(self.proc, timeout)
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def log_records(self) -> list[dict[str, Any]]:
-        return [orjson.loads(line) for line in self.logs().splitlines() if line.strip()]
-
-    def cleanup(self) -> None:
-        self.stop()
-        self.log_path.unlink(missing_ok=True)
+from tests.cluster.redis_server import RedisServer
+from tests.support.services import ApiProcess
 
 
 @pytest.fixture

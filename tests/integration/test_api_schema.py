@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
 from tests.cluster.redis_server import RedisServer
-from tests.integration.test_api_process import ApiProcess
 from tests.support.openapi import CHECKS, api_schema, openapi_document
+from tests.support.services import ApiProcess
 
 TOKEN = "schemathesis-token"
 MAX_EXAMPLES = 30

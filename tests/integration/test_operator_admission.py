@@ -13,7 +13,7 @@ from jobqueue_operator.spec import parse_spec
 
 from tests.cluster.controlplane import Kube
 from tests.support.kube import install_jobqueue_crd, temporary_namespace
-from tests.unit.test_operator_spec import INVALID, Invalid
+from tests.unit.test_operator_spec import INVALID, TOPOLOGY_URLS, Invalid
 
 pytestmark = pytest.mark.cluster
 
@@ -53,10 +53,9 @@ def test_an_invalid_jobqueue_is_refused_with_a_readable_message(
     assert "hunter22" not in result.stderr or "hunter22" in json.dumps(case.spec)
 
 
-def test_a_valid_jobqueue_passes_the_same_checks(kube: Kube, ns: str) -> None:
-    result = apply(
-        kube, ns, "ok", {"redis": {"url": "redis://127.0.0.1:6379/0"}}, "--dry-run=server"
-    )
+@pytest.mark.parametrize("url", TOPOLOGY_URLS)
+def test_a_valid_jobqueue_passes_the_same_checks(kube: Kube, ns: str, url: str) -> None:
+    result = apply(kube, ns, "ok", {"redis": {"url": url}}, "--dry-run=server")
     assert result.returncode == 0, result.stderr
 
 

@@ -101,7 +101,8 @@ def test_cross_field_rules_are_cel_with_readable_messages() -> None:
     assert any("minReplicas <= self.maxReplicas" in r for r in cel_rules(props["autoscaling"]))
     assert any("drainTimeoutSeconds <" in r for r in cel_rules(props["worker"]))
     assert any(
-        "startsWith('redis://')" in r for r in cel_rules(props["redis"]["properties"]["url"])
+        "self.matches('^rediss?(\\\\+(sentinel|cluster))?://')" in r
+        for r in cel_rules(props["redis"]["properties"]["url"])
     )
     assert any("oldSelf.queueName" in r for r in cel_rules(spec))
     for _, node in walk_schema(crd_version()["schema"]["openAPIV3Schema"]):

@@ -68,6 +68,18 @@ INVALID: tuple[Invalid, ...] = (
         model_message=MSG_URL_CREDENTIALS,
     ),
     Invalid(
+        "url-sentinel-with-password",
+        {"redis": {"url": "redis+sentinel://:hunter22@s1:26379,s2:26379/mymaster/0"}},
+        MSG_URL_CREDENTIALS,
+        model_message=MSG_URL_CREDENTIALS,
+    ),
+    Invalid(
+        "url-unix-socket",  # a path on the operator's machine means nothing to the pods
+        {"redis": {"url": "unix:///run/redis.sock"}},
+        MSG_URL_SCHEME,
+        model_message=MSG_URL_SCHEME,
+    ),
+    Invalid(
         "url-with-password-query",
         {"redis": {"url": "redis://127.0.0.1:6379/0?password=hunter22"}},
         MSG_URL_CREDENTIALS,
@@ -245,6 +257,22 @@ def test_quantities_may_be_numbers_or_strings() -> None:
 
 def test_a_username_without_password_in_the_url_is_fine() -> None:
     assert parse_spec({"redis": {"url": "redis://app@127.0.0.1:6379/0"}}).redis.url
+
+
+#: One password-less URL of each Redis topology: admission and the model take them all.
+TOPOLOGY_URLS = (
+    "redis://127.0.0.1:6379/0",
+    "rediss://redis.example:6380/1",
+    "redis+sentinel://s1:26379,s2,s3:26380/mymaster/0",
+    "rediss+sentinel://app@s1/mymaster?ssl_cert_reqs=required",
+    "redis+cluster://node-0.redis:6379",
+    "rediss+cluster://node-0.redis:6379",
+)
+
+
+@pytest.mark.parametrize("url", TOPOLOGY_URLS)
+def test_every_redis_topology_url_is_a_valid_spec(url: str) -> None:
+    assert parse_spec({"redis": {"url": url}}).redis.url == url
 
 
 @pytest.mark.parametrize("case", [c for c in INVALID if c.model], ids=lambda c: c.id)

@@ -27,7 +27,6 @@ from jobqueue_operator.scaler import (
     redact,
     replicas_handover_needed,
     run_until_stopped,
-    url_password,
 )
 
 PASSWORD = "s3cr3t-pw"
@@ -699,9 +698,9 @@ def test_redact(text: str, want: str) -> None:
     assert redact(text, [PASSWORD]) == want
 
 
-def test_url_password_and_describe_error() -> None:
-    assert url_password("redis://:p%40ss@h:1/0") == "p@ss"
-    assert url_password("redis://h:1") == ""
+def test_describe_error_masks_the_url_and_its_secret_parts() -> None:
+    url = "redis+sentinel://:p%40ss@h:1/m?sentinel_password=sp%21"
+    assert describe_error(OSError("boom p@ss sp! p%40ss"), url) == "OSError: boom *** *** ***"
     assert describe_error(OSError("boom p@ss"), "p@ss") == "OSError: boom ***"
     assert describe_error(TimeoutError()) == "TimeoutError: TimeoutError()"
 
