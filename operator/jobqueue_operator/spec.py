@@ -152,7 +152,7 @@ class RedisUrlFrom(Model):
     """Where the Redis URL comes from."""
 
     secret_key_ref: SecretKeySelector = Field(
-        description="The Secret key holding the full Redis URL (redis:// or rediss://)."
+        description="The Secret key holding the full Redis URL (any form redis.url takes)."
     )
 
 

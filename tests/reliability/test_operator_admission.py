@@ -229,7 +229,7 @@ TABLE: tuple[Refused, ...] = (
     Refused(
         "url-http",
         {"redis": {"url": "http://127.0.0.1:6379/0"}},
-        "redis.url must start with redis:// or rediss://",
+        "redis.url must start with redis://, rediss://, redis+sentinel://",
     ),
     Refused(
         "url-password",
