@@ -4,6 +4,7 @@ check on a real primary + replica + Sentinel, through a crash of the primary."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from jobqueue_operator import redisops
+from jobqueue_operator.scaler import RedisMetricsSource
 
 from jobqueue import JobSpec, JobStatus, Queue, connect_sentinel
 from tests.cluster.redis_server import SentinelGroup
@@ -58,6 +60,57 @@ async def test_the_operators_check_reads_the_queue_through_the_sentinel(
     assert result.ok is True, result.message
     assert result.counts is not None and result.counts.ready == 3
     assert PASSWORD not in result.message
+
+
+async def test_the_autoscalers_wake_up_follows_the_primary_through_a_failover(
+    group: SentinelGroup, queue: Queue, queue_name: str
+) -> None:
+    """The autoscaler's subscription (event-driven scale from zero) follows the promoted
+    replica: re-subscribed as the scaler does when a subscription ends (same client), an
+    enqueue after the failover still wakes it."""
+    source = RedisMetricsSource(group.url(), queue_name)
+    wakes: asyncio.Queue[None] = asyncio.Queue()
+
+    async def subscribed() -> None:  # Scaler._watch's loop, without its backoff
+        while True:
+            with contextlib.suppress(Exception):
+                await source.watch(lambda: wakes.put_nowait(None))
+            await asyncio.sleep(0.2)
+
+    watcher = asyncio.create_task(subscribed())
+    try:
+        await asyncio.wait_for(wakes.get(), 10)  # subscribed
+        await queue.enqueue_many([JobSpec("t") for _ in range(2)])
+        await asyncio.wait_for(wakes.get(), 10)
+        group.sync_replica()
+        await asyncio.to_thread(group.crash_primary)
+        while not wakes.empty():  # wakes from the reconnect itself do not count
+            wakes.get_nowait()
+        await eventually(lambda: _enqueued(queue), 30, "an enqueue on the new primary")
+
+        async def woken_by_enqueues() -> bool:
+            await queue.enqueue_many([JobSpec("t")])
+            try:
+                await asyncio.wait_for(wakes.get(), 1)
+            except TimeoutError:
+                return False
+            return True
+
+        await eventually(woken_by_enqueues, 30, "a wake-up from an enqueue after the failover")
+        snap = await source.snapshot()
+        assert snap.ready >= 3  # the 2 replicated before the crash, and those after it
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        await source.close()
+
+
+async def _enqueued(queue: Queue) -> bool:
+    try:
+        await queue.enqueue_many([JobSpec("t")])
+    except Exception:  # failing over: try again
+        return False
+    return True
 
 
 async def test_api_and_worker_ride_through_a_crash_of_the_primary(
