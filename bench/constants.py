@@ -63,6 +63,7 @@ OPERATOR_QUEUES_FULL: Final = 1_000
 OPERATOR_READY_TIMEOUT_S: Final = 600.0
 OPERATOR_IDLE_WINDOW_QUICK_S: Final = 60.0
 OPERATOR_IDLE_WINDOW_FULL_S: Final = 120.0
+AUDIT_CATCH_UP_S: Final = 60.0  # longest wait for the batched audit log to catch up
 
 # Autoscale.
 AUTOSCALE_TRIALS_QUICK: Final = 2

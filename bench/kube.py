@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Child, free_port
-from bench.constants import REPO_DIR, WORK_DIR
+from bench.constants import AUDIT_CATCH_UP_S, REPO_DIR, WORK_DIR
 from tests.cluster import binaries
 from tests.cluster.controlplane import ControlPlane, Kube
 
@@ -153,5 +153,20 @@ def summarize(events: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     }
 
 
-def wait_audit_flush() -> None:
+def wait_audit_flush(path: Path | None = None, until: float | None = None) -> None:
+    """Wait for the audit log to hold what was received before ``until`` (epoch s).
+
+    Batch mode flushes every second when the apiserver keeps up, but under load its buffer
+    lags by many seconds. Received-times are what the log orders by, so the log has caught
+    up once it holds an event received at or after ``until`` (the operator's idle reads
+    keep coming); without ``path``, or if none comes within AUDIT_CATCH_UP_S, just the
+    flush interval."""
     time.sleep(2.5)  # batch mode flushes at most every second
+    if path is None or until is None:
+        return
+    deadline = time.monotonic() + AUDIT_CATCH_UP_S
+    while time.monotonic() < deadline:
+        if audit_events(path, until, float("inf")):
+            return
+        time.sleep(1.0)
+    log.warning("the audit log holds nothing received after %.0f: counting what it has", until)

@@ -28,7 +28,12 @@ class OperatorSettings(BaseSettings):
         default="", description="Comma-separated namespaces (globs allowed); empty = all."
     )
     resync_interval_seconds: float = Field(
-        default=30.0, gt=0, description="How often every JobQueue is reconciled (drift repair)."
+        default=300.0,
+        gt=0,
+        description=(
+            "How often every JobQueue is reconciled anyway: a safety net, since the watches on "
+            "the children and Secrets already trigger a reconcile within a second."
+        ),
     )
     kube_threads: int = Field(
         default=8, ge=1, le=64, description="Threads for the synchronous Kubernetes client."
