@@ -21,6 +21,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -96,6 +97,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     except Exception as exc:  # no kubeconfig, no in-cluster config: nothing to retry
         raise kopf.PermanentError(f"no Kubernetes configuration: {exc}") from exc
     kube = Kube(api_client, ours.kube_threads)
+    # The autoscalers' calls (asyncio.to_thread) get as many threads as the reconciles: the
+    # default executor's min(32, cores + 4) would queue 1,000 autoscalers behind 6 threads.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=ours.kube_threads, thread_name_prefix="kube-aux")
+    )
     images = Images(
         api=ours.default_api_image,
         worker=ours.default_worker_image,
@@ -315,6 +321,7 @@ async def autoscaler(
     name: str | None,
     uid: str | None,
     spec: Mapping[str, Any],
+    meta: Mapping[str, Any],
     stopped: kopf.DaemonStopped,
     memo: kopf.Memo,
     **_: Any,
@@ -329,13 +336,19 @@ async def autoscaler(
     first = _parsed(spec)
     if first is None:
         return
-    last = [first]
+    last: list[Any] = [first, meta.get("generation")]
 
-    def current() -> JobQueueSpec:  # spec is kopf's live view: re-read on every evaluation
-        parsed = _parsed(spec)
-        if parsed is not None:
-            last[0] = parsed
-        return last[0]
+    def current() -> JobQueueSpec:
+        """The live spec (kopf's view), parsed again only when its generation moved: the
+        loops and the pool-set watch ask every second, per JobQueue."""
+        generation = meta.get("generation")
+        if generation is None or generation != last[1]:
+            parsed = _parsed(spec)
+            if parsed is not None:
+                last[0] = parsed
+            last[1] = generation
+        parsed_spec: JobQueueSpec = last[0]
+        return parsed_spec
 
     def config_of(pool: str) -> Callable[[], ScalerConfig]:
         def config() -> ScalerConfig:

@@ -80,7 +80,8 @@ def load_api_client(threads: int) -> Any:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    configuration.connection_pool_maxsize = max(threads, 4)
+    # two pools of `threads` share this client: the reconciles' and the autoscalers'
+    configuration.connection_pool_maxsize = max(2 * threads, 4)
     api_client = client.ApiClient(configuration)
     api_client.user_agent = c.USER_AGENT  # names the operator in audit logs and metrics
     return api_client

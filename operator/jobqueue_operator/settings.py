@@ -36,7 +36,11 @@ class OperatorSettings(BaseSettings):
         ),
     )
     kube_threads: int = Field(
-        default=8, ge=1, le=64, description="Threads for the synchronous Kubernetes client."
+        default=16,
+        ge=1,
+        le=64,
+        description="Threads for the synchronous Kubernetes client (reconciles; as many again "
+        "for the autoscalers).",
     )
     peering: bool = Field(
         default=False, description="Coordinate replicas (needs kopf's peering CRD)."
