@@ -40,7 +40,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cluster._run import output, run, setup_logging, step
+from tests.cluster._run import CommandError, output, run, setup_logging, step
 
 log = logging.getLogger("jq.images")
 
@@ -599,14 +599,22 @@ def ctr_cmd(address: Path, namespace: str = "k8s.io") -> list[str]:
 
 
 def containerd_images(address: Path) -> dict[str, str]:
-    """Image reference -> target digest, as containerd's k8s.io namespace holds them."""
-    lines = output([*ctr_cmd(address), "images", "ls"]).splitlines()[1:]
+    """Image reference -> target digest, for the images containerd's k8s.io namespace holds
+    complete and unpacked (an import that failed half-way leaves an image record whose
+    layers were never unpacked: that one does not count)."""
+    lines = output([*ctr_cmd(address), "images", "check"]).splitlines()[1:]
     result = {}
     for line in lines:
+        # REF TYPE DIGEST STATUS (n/n) SIZE... UNPACKED
         cols = line.split()
-        if len(cols) >= 3:
+        if len(cols) >= 5 and cols[3] == "complete" and cols[-1] == "true":
             result[cols[0]] = cols[2]
     return result
+
+
+class ImageStoreError(RuntimeError):
+    """containerd refused an import: its image store is inconsistent (e.g. a snapshot it
+    lists is gone after an unclean stop); emptying the store and importing again fixes it."""
 
 
 def import_images(images: Sequence[BuiltImage], address: Path) -> None:
@@ -618,7 +626,11 @@ def import_images(images: Sequence[BuiltImage], address: Path) -> None:
             continue
         base_name = image.ref.rsplit(":", 1)[0]
         with step(f"{image.ref}: ctr images import"):
-            run([*ctr_cmd(address), "images", "import", "--base-name", base_name, image.archive])
+            try:
+                run([*ctr_cmd(address), "images", "import", "--base-name", base_name,
+                     image.archive])  # fmt: skip
+            except CommandError as exc:
+                raise ImageStoreError(f"{image.ref}: {exc}") from exc
         now = containerd_images(address).get(image.ref)
         if now != image.digest:
             raise RuntimeError(

@@ -1272,7 +1272,15 @@ def up(
             )
             node.plane = plane
             plane.start()
-            node.start(built)
+            try:
+                node.start(built)
+            except images.ImageStoreError as exc:
+                # containerd's store survives between sessions; one left inconsistent by an
+                # unclean stop is emptied, and the node started again (imports everything)
+                log.warning("%s: emptying containerd's image store and starting again", exc)
+                node.stop()
+                shutil.rmtree(node.paths.containerd_root, ignore_errors=True)
+                node.start(built)
         except BaseException:
             log.error("node cluster failed to start: tearing down")
             down(state_dir)
