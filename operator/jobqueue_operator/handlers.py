@@ -336,19 +336,17 @@ async def autoscaler(
     first = _parsed(spec)
     if first is None:
         return
-    last: list[Any] = [first, meta.get("generation")]
+    latest, latest_generation = first, meta.get("generation")
 
     def current() -> JobQueueSpec:
         """The live spec (kopf's view), parsed again only when its generation moved: the
         loops and the pool-set watch ask every second, per JobQueue."""
+        nonlocal latest, latest_generation
         generation = meta.get("generation")
-        if generation is None or generation != last[1]:
-            parsed = _parsed(spec)
-            if parsed is not None:
-                last[0] = parsed
-            last[1] = generation
-        parsed_spec: JobQueueSpec = last[0]
-        return parsed_spec
+        if generation is None or generation != latest_generation:
+            latest = _parsed(spec) or latest  # an unparseable spec keeps the last good one
+            latest_generation = generation
+        return latest
 
     def config_of(pool: str) -> Callable[[], ScalerConfig]:
         def config() -> ScalerConfig:
