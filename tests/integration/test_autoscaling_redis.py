@@ -23,7 +23,7 @@ from jobqueue_operator.scaler import (
 )
 from redis.exceptions import RedisError
 
-from jobqueue import JobSpec, Queue, connect_cluster
+from jobqueue import JobSpec, Queue, connect_any
 from tests.cluster.redis_server import RedisServer
 from tests.integration.test_protocol_cluster import cluster_nodes  # noqa: F401 (fixture)
 from tests.integration.test_protocol_connect import tls_server  # noqa: F401 (fixture)
@@ -183,25 +183,7 @@ async def test_redis_cluster_snapshot_and_wake_up(
 ) -> None:
     """On Redis Cluster the subscription listens on the node owning the queue's slot."""
     node = cluster_nodes[0]
-    url = f"redis+cluster://{node.bind}:{node.port}"
-    name = f"test/{uuid.uuid4().hex[:12]}"
-    source = RedisMetricsSource(url, name)
-    producer = connect_cluster(url)
-    queue = Queue(producer, name)
-    wakes: asyncio.Queue[None] = asyncio.Queue()
-    watcher = asyncio.create_task(source.watch(lambda: wakes.put_nowait(None)))
-    try:
-        await asyncio.wait_for(wakes.get(), 10)  # subscribed
-        await queue.enqueue_many([JobSpec(type="t") for _ in range(3)])
-        await asyncio.wait_for(wakes.get(), 10)
-        snap = await source.snapshot()
-        assert (snap.ready, snap.in_flight) == (3, 0)
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-        await queue.purge()
-        await source.close()
-        await producer.aclose()
+    await _woken_then_counted(f"redis+cluster://{node.bind}:{node.port}", jobs=3)
 
 
 async def test_tls_url_snapshot_and_wake_up(
@@ -210,18 +192,24 @@ async def test_tls_url_snapshot_and_wake_up(
     """rediss:// with the CA named in the URL (all a JobQueue's redis.url can carry)."""
     _server, port, certs = tls_server
     url = f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={certs / 'ca.crt'}"
+    await _woken_then_counted(url, jobs=2)
+
+
+async def _woken_then_counted(url: str, jobs: int) -> None:
+    """The source subscribes (a first wake), an enqueue wakes it again, and its snapshot
+    counts the jobs: the autoscaler's whole Redis side on ``url``."""
     name = f"test/{uuid.uuid4().hex[:12]}"
     source = RedisMetricsSource(url, name)
-    producer = aioredis.Redis.from_url(url)
+    producer = connect_any(url)
     queue = Queue(producer, name)
     wakes: asyncio.Queue[None] = asyncio.Queue()
     watcher = asyncio.create_task(source.watch(lambda: wakes.put_nowait(None)))
     try:
-        await asyncio.wait_for(wakes.get(), 10)  # subscribed over TLS
-        await queue.enqueue_many([JobSpec(type="t") for _ in range(2)])
+        await asyncio.wait_for(wakes.get(), 10)  # subscribed
+        await queue.enqueue_many([JobSpec(type="t") for _ in range(jobs)])
         await asyncio.wait_for(wakes.get(), 10)
         snap = await source.snapshot()
-        assert (snap.ready, snap.in_flight) == (2, 0)
+        assert (snap.ready, snap.in_flight) == (jobs, 0)
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
