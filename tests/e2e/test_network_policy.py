@@ -20,11 +20,11 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from demo.manifests import managed_volume
 from tests.cluster import binaries, images, node
 from tests.cluster.controlplane import REPO_ROOT, Kube
 from tests.e2e.helpers import (
@@ -118,38 +118,6 @@ def _probe_pod(namespace: str, name: str, labels: dict[str, str]) -> dict[str, A
     }
 
 
-def _local_volume(path: Path, namespace: str, pv_name: str) -> dict[str, Any]:
-    """A local PersistentVolume pre-bound to the managed Redis' claim."""
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": pv_name},
-        "spec": {
-            "capacity": {"storage": STORAGE},
-            "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": "",
-            "claimRef": {"namespace": namespace, "name": f"data-{REDIS}-0"},
-            "local": {"path": str(path)},
-            "nodeAffinity": {
-                "required": {
-                    "nodeSelectorTerms": [
-                        {
-                            "matchExpressions": [
-                                {
-                                    "key": "kubernetes.io/hostname",
-                                    "operator": "In",
-                                    "values": [node.NODE_NAME],
-                                }
-                            ]
-                        }
-                    ]
-                }
-            },
-        },
-    }
-
-
 @pytest.fixture(scope="module")
 def setup(
     node_cluster: node.NodeCluster, tmp_path_factory: pytest.TempPathFactory
@@ -202,7 +170,15 @@ def setup(
         )  # fmt: skip
         apply(
             kube,
-            _local_volume(data, ns, pv_name),
+            managed_volume(
+                data,
+                node.NODE_NAME,
+                ns,
+                jobqueue=NAME,
+                name=pv_name,
+                storage=STORAGE,
+                part_of="e2e",
+            ),
             _probe_pod(ns, "stranger", {"role": "probe"}),
             _probe_pod(other, "outsider", {"role": "probe"}),
         )
