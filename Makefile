@@ -11,14 +11,10 @@ NODE ?= 1
 .PHONY: help setup deps binaries lint unit integration e2e test cluster-up cluster-down demo \
         bench bench-quick chaos images kind-demo clean chart-sync chart-test
 
-help:
-	@echo "make demo    - local cluster + Redis + operator + a JobQueue processing jobs, autoscaling"
-	@echo "make test    - lint + unit + integration tests (builds the local control plane once)"
-	@echo "make cluster-up / cluster-down - the local cluster by hand (.cluster/kubeconfig)"
-	@echo "make setup   - apt packages (deps), the venv, the cached Go builds (binaries)"
-	@echo "make bench-quick / bench       - benchmarks, results in bench/RESULTS.md"
+help: ## this list: every target, one line each
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps:
+deps: ## Debian packages of every host program (hack/host-tools.txt, the one list)
 	@bash hack/install-deps.sh
 
 $(VENV_STAMP): pyproject.toml
@@ -27,31 +23,31 @@ $(VENV_STAMP): pyproject.toml
 	@.venv/bin/pip install -q -e '.[dev]'
 	@touch $@
 
-setup: deps $(VENV_STAMP) binaries
+setup: deps $(VENV_STAMP) binaries ## deps, the venv and the cached Go builds: everything a fresh machine lacks
 
 # Cached under ~/.cache/jobqueue-operator/bin/<name>-<version>: a warm run only checks files.
-binaries:
+binaries: ## Kubernetes, etcd, helm, kubeconform, CoreDNS, kube-router from the Go module proxy (cached)
 	@bash tests/cluster/build.sh all coredns kube-router
 
-lint: $(VENV_STAMP)
+lint: $(VENV_STAMP) ## ruff, ruff format, mypy, bash -n
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m mypy --strict tests/cluster tests/conftest.py demo
 	@for f in tests/cluster/build.sh hack/*.sh .ci/run; do bash -n "$$f" || exit 1; done
 
-unit: $(VENV_STAMP)
+unit: $(VENV_STAMP) ## unit tests only (no cluster, no Redis)
 	$(PYTEST) tests/unit -q
 
-integration: setup
+integration: setup ## integration tests (real Redis, real kube-apiserver)
 	$(PYTEST) tests/integration -q
 
-test: setup lint
+test: setup lint ## the README's test command: setup, lint, every test (unit, integration, e2e on a real node)
 	$(PYTEST) tests -q
 
 # Only the node tests (tests/e2e, also part of `make test`): a real one-node cluster running
 # the images, which are rebuilt only when their inputs changed.
-e2e: setup
+e2e: setup ## only the real-node tests
 	$(PYTEST) tests/e2e -q
 
 # The three images. With docker on PATH (or IMAGE_BUILDER=docker): `docker build` of the
@@ -59,7 +55,7 @@ e2e: setup
 # loads. Without: built without a registry (debootstrap base + buildah), cached by input hash.
 TAG ?= dev
 IMAGE_BUILDER ?= $(if $(shell command -v docker 2>/dev/null),docker,local)
-images:
+images: ## the API, worker and operator images (docker, or buildah without a registry)
 ifeq ($(IMAGE_BUILDER),docker)
 	for x in api worker operator; do \
 	  d=$$x-image; [ $$x = operator ] && d=operator; \
@@ -71,11 +67,11 @@ else
 endif
 
 # NODE=1 (default): also the real node (containerd, kubelet, kube-proxy, CoreDNS) + images.
-cluster-up: setup
+cluster-up: setup ## the local cluster by hand (.cluster/kubeconfig); NODE=0 without the node
 	$(PY) -m tests.cluster up $(if $(filter 1,$(NODE)),--node)
 
 # Stops every process recorded under .cluster/run (a no-op when nothing runs).
-cluster-down:
+cluster-down: ## stop everything cluster-up or the demo started
 	@if [ -x $(PY) ]; then $(PY) -m tests.cluster down; fi
 
 # The README's first command: cluster + node + images + operator (Helm) + two JobQueues, a burst
@@ -83,34 +79,34 @@ cluster-down:
 # BURST=<n> changes the number of jobs (default 1000). Code: demo/ (python -m demo --help).
 KEEP ?= 0
 BURST ?=
-demo: setup
+demo: setup ## the README's first command: the whole system live, a summary, teardown (KEEP=1, BURST=n)
 	$(PY) -m demo $(if $(filter-out 0,$(KEEP)),--keep) $(if $(BURST),--burst $(BURST))
 
 # For machines with Docker: a kind cluster, the images loaded into it, the chart installed,
 # then the same demo attached to it (hack/kind-demo.sh; KEEP=1 keeps the kind cluster).
-kind-demo: $(VENV_STAMP)
+kind-demo: $(VENV_STAMP) ## the same demo on a kind cluster (needs docker, kind, kubectl, helm)
 	$(MAKE) images IMAGE_BUILDER=docker TAG=$(TAG)
 	TAG=$(TAG) KEEP=$(KEEP) BURST=$(BURST) PY=$(PY) bash hack/kind-demo.sh
 
 # The reliability suite at full size (100k jobs under kill -9, Redis and apiserver restarts,
 # 20 operator SIGKILLs, bad input, security); writes tests/RELIABILITY.md. `make test` runs
 # its fast subset (chaos_full tests are deselected unless JQ_CHAOS=full).
-chaos: setup
+chaos: setup ## the reliability suite at full size; writes tests/RELIABILITY.md
 	$(PY) -m tests.reliability
 
-bench-quick: setup
+bench-quick: setup ## benchmarks, short windows
 	$(PY) -m bench --quick
 
-bench: setup
+bench: setup ## benchmarks in full; writes bench/RESULTS.md
 	$(PY) -m bench
 
-clean: cluster-down
+clean: cluster-down ## cluster-down, then remove .cluster and the tool caches
 	rm -rf .cluster .mypy_cache .ruff_cache .pytest_cache
 
 # The chart ships a byte-identical copy of crds/ (tests/unit/test_chart_crd_sync.py checks it).
-chart-sync:
+chart-sync: ## copy crds/ into the chart
 	cp crds/*.yaml charts/jobqueue-operator/files/
 
 # helm lint, kubeconform (schemas from the cluster's OpenAPI), install + the RBAC lifecycle.
-chart-test: setup
+chart-test: setup ## helm lint, kubeconform, install and the RBAC lifecycle
 	$(PYTEST) tests/unit/test_chart*.py tests/integration/test_chart*.py -q

@@ -9,7 +9,9 @@
         print the manifests the demo applies (the examples with the demo's settings)
 
 Exit status: 0 when every job ended as planned (all completed, the one DLQ job dead) and the
-workers went back to their minimum; 1 otherwise; 2 on a set-up error; 130 on Ctrl+C.
+workers went back to their minimum; 1 otherwise; 2 on a set-up error; 130 on Ctrl+C; 3 when
+the demo passed but its teardown left a process running (named). A clean-up step that fails
+without leaving anything running is reported in one line and does not change the status.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -31,7 +34,10 @@ from demo import constants as c
 from demo import manifests as m
 from demo.run import DemoEnv, RunResult, run
 
-EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
+if TYPE_CHECKING:
+    from demo.local import TeardownReport
+
+EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_LEFT_RUNNING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 PROGRESS_LOGGERS = ("jq", "tests.cluster")
 PLAIN_WIDTH = 120  # columns when the output is not a terminal (a log, a pipe, CI)
 
@@ -153,17 +159,26 @@ def main(argv: list[str] | None = None) -> int:
             env = demo.setup(force_no_node=args.no_node)
         except SETUP_ERRORS as exc:
             _setup_failed(console, exc, args.verbose)
-            return EXIT_SETUP
-        result = _run(env, args, console, live)
-        return EXIT_OK if result.ok else EXIT_FAILED
+            code = EXIT_SETUP
+        else:
+            code = EXIT_OK if _run(env, args, console, live).ok else EXIT_FAILED
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
-        return EXIT_INTERRUPTED
-    finally:
-        if args.keep:
-            console.print("[dim]--keep: left as it is; `make cluster-down` stops it all[/]")
-        else:
-            demo.teardown()
+        code = EXIT_INTERRUPTED
+    if args.keep:
+        console.print("[dim]--keep: left as it is; `make cluster-down` stops it all[/]")
+        return code
+    return exit_after_teardown(code, demo.teardown(), console)
+
+
+def exit_after_teardown(code: int, report: TeardownReport, console: Console) -> int:
+    """The demo's own exit status, unless the teardown left something running (named): a
+    clean-up step that failed but left nothing behind was reported and changes nothing."""
+    if not report.left_running:
+        return code
+    names = ", ".join(report.left_running)
+    console.print(f"[red]left running after the teardown:[/] {names} (`make cluster-down`)")
+    return code if code != EXIT_OK else EXIT_LEFT_RUNNING
 
 
 if __name__ == "__main__":

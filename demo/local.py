@@ -36,7 +36,7 @@ from demo import manifests as m
 from demo.burst import Target
 from demo.monitor import History, Kube
 from demo.run import DemoEnv
-from tests.cluster import binaries, images, node
+from tests.cluster import binaries, host_tools, images, node
 from tests.cluster.controlplane import NODE_ADDRESS, ControlPlane
 from tests.cluster.controlplane import Kube as AdminKube
 from tests.cluster.procs import log_tail
@@ -60,6 +60,26 @@ def step(console: Console, what: str) -> Iterator[None]:
     with console.status(what + " ..."):
         yield
     console.print(f"[green]✓[/] {what} [dim]({time.monotonic() - t0:.1f} s)[/]", highlight=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TeardownReport:
+    """How a teardown went: the clean-up steps that failed (one line each), and what still runs."""
+
+    problems: list[str] = field(default_factory=list)
+    left_running: list[str] = field(default_factory=list)
+
+
+def _attempt_all(what: str, teardown: Callable[[], None]) -> list[str]:
+    """Run a teardown; its failures as one line each (every step of node.down runs anyway)."""
+    try:
+        teardown()
+    except node.TeardownIncomplete as exc:
+        return exc.problems
+    except Exception as exc:  # report, never turn a finished demo into a traceback
+        lines = str(exc).strip().splitlines()
+        return [f"{what}: {lines[0] if lines else type(exc).__name__}"]
+    return []
 
 
 def wait_for(
@@ -88,10 +108,9 @@ def node_unavailable() -> str | None:
     """Why this machine cannot run the node, or None when it can."""
     if os.geteuid() != 0:
         return "not root (the node needs network links, mounts and cgroups)"
-    absent = [cmd for cmd in node.HOST_COMMANDS if shutil.which(cmd) is None]
-    absent += [p for p in node.CNI_PLUGINS if not (node.CNI_BIN_DIR / p).exists()]
+    absent = host_tools.missing(node.HOST_COMMANDS)
     if absent:
-        return f"missing {', '.join(absent)} (make deps installs them)"
+        return f"missing {'; '.join(absent)}"
     return None
 
 
@@ -618,43 +637,69 @@ class LocalDemo:
     async def stop_local_workers(self) -> None:
         await asyncio.gather(*(p.stop_all() for p in self.pools.values()))
 
-    def teardown(self) -> None:
-        """Stop what the demo started: everything if it started the cluster, else its parts."""
+    def teardown(self) -> TeardownReport:
+        """Stop what the demo started: everything if it started the cluster, else its parts.
+
+        Never raises: a failing clean-up step is one line in the report and the others still
+        run; what is still running afterwards is named in ``left_running``.
+        """
         if self.kube is not None:
             self.kube.close()
         if self.plane is None:
-            return
+            return TeardownReport()
         if self.started_cluster:
-            with step(
-                self.console,
-                "teardown: "
-                + ("pods, node, " if self.with_node else "")
-                + "control plane, processes, Redis",
-            ):
-                if self.with_node:
-                    node.down(self.state_dir)
-                else:
-                    self.plane.stop()
-                shutil.rmtree(self.state_dir / "demo" / "pv", ignore_errors=True)
-            return
-        with step(
-            self.console,
-            "teardown: the demo's namespace, the operator and the Redis "
-            "(the cluster was running before: left up)",
-        ):
-            kube = self.admin
-            kube.kubectl(
-                "delete", "namespace", c.NAMESPACE, "--wait=true", "--timeout=120s", check=False
-            )
-            kube.kubectl("delete", "pv", c.MANAGED_PV_NAME, "--ignore-not-found", check=False)
-            try:
-                helm(kube, "uninstall", c.RELEASE, "--namespace", c.OPERATOR_NAMESPACE, "--wait")
-            except DemoError as exc:  # e.g. set-up failed before the install
-                self.console.print(f"[yellow]{exc}[/]")
-            if self.created_operator_namespace:
-                kube.kubectl("delete", "namespace", c.OPERATOR_NAMESPACE, "--wait=false",
-                             check=False)  # fmt: skip
-            for name in [r.name for r in self.plane.procs.records()]:
-                if name.startswith("demo-"):
-                    self.plane.procs.stop(name)
+            what = "teardown: " + ("pods, node, " if self.with_node else "")
+            what += "control plane, processes, Redis"
+            problems = _attempt_all(what, self._teardown_cluster)
+        else:
+            what = "teardown: the demo's namespace, the operator and the Redis "
+            what += "(the cluster was running before: left up)"
+            problems = _attempt_all(what, self._teardown_parts)
+        if problems:
+            self.console.print(f"[yellow]![/] {what}: {len(problems)} step(s) failed:")
+            for line in problems:
+                self.console.print(f"  [yellow]-[/] {line}", highlight=False, soft_wrap=True)
+        else:
+            self.console.print(f"[green]✓[/] {what}", highlight=False)
+        return TeardownReport(problems, self._left_running())
+
+    def _teardown_cluster(self) -> None:
+        assert self.plane is not None
+        try:
+            if self.with_node:
+                node.down(self.state_dir)
+            else:
+                self.plane.stop()
+        finally:
             shutil.rmtree(self.state_dir / "demo" / "pv", ignore_errors=True)
+
+    def _teardown_parts(self) -> None:
+        assert self.plane is not None
+        kube = self.admin
+        kube.kubectl(
+            "delete", "namespace", c.NAMESPACE, "--wait=true", "--timeout=120s", check=False
+        )
+        kube.kubectl("delete", "pv", c.MANAGED_PV_NAME, "--ignore-not-found", check=False)
+        try:
+            helm(kube, "uninstall", c.RELEASE, "--namespace", c.OPERATOR_NAMESPACE, "--wait")
+        except DemoError as exc:  # e.g. set-up failed before the install
+            self.console.print(f"[yellow]{exc}[/]")
+        if self.created_operator_namespace:
+            kube.kubectl("delete", "namespace", c.OPERATOR_NAMESPACE, "--wait=false",
+                         check=False)  # fmt: skip
+        for name in [r.name for r in self.plane.procs.records()]:
+            if name.startswith("demo-"):
+                self.plane.procs.stop(name)
+        shutil.rmtree(self.state_dir / "demo" / "pv", ignore_errors=True)
+
+    def _left_running(self) -> list[str]:
+        """The demo's own processes still alive (all of them if it started the cluster)."""
+        assert self.plane is not None
+        records = list(self.plane.procs.records())
+        if self.started_cluster and self.with_node:
+            records += node.Node(self.state_dir, self.plane).procs.records()
+        return sorted(
+            f"{r.name} (pid {r.pid})"
+            for r in records
+            if r.running and (self.started_cluster or r.name.startswith("demo-"))
+        )

@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests, the demo and the images need, if any is missing.
-# Non-interactive (CI has no stdin); uses sudo only when not root. Go (>= the GO_MIN_VERSION
-# of tests/cluster/versions.env) and Python >= 3.11 are prerequisites, checked, not installed.
+# Install the Debian packages of every host program the project runs (hack/host-tools.txt, the
+# one list), each unless its program is already on PATH. Non-interactive (CI has no stdin);
+# uses sudo only when not root. The `prereq` programs of that list (Go >= the GO_MIN_VERSION of
+# tests/cluster/versions.env, Python >= 3.11, make, bash) are checked, not installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(ca-certificates openssl util-linux iproute2 iptables conntrack ipset
-      redis-server redis-tools
-      containerd runc containernetworking-plugins buildah debootstrap umoci skopeo wrk)
-# The venv comes from `python3 -m venv`; Debian's own python3 needs python3-venv for it.
-python3 -c 'import ensurepip, venv' 2>/dev/null || PKGS+=(python3-venv)
-
+# program -> package, for every `deb` line of the list.
 missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+while read -r program source package _; do
+  [[ $source == deb ]] || continue
+  if [[ $program == - ]]; then
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" && continue
+  elif [[ $program == /* ]]; then
+    [[ -e $program ]] && continue
+  else
+    command -v "$program" >/dev/null 2>&1 && continue
+  fi
+  [[ " ${missing[*]} " == *" $package "* ]] || missing+=("$package")
+done < <(grep -v '^\s*#' hack/host-tools.txt | grep -v '^\s*$')
+# The venv comes from `python3 -m venv`; Debian's own python3 needs python3-venv for it.
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+
 if ((${#missing[@]})); then
   echo "[deps] installing: ${missing[*]}" >&2
   SUDO=""; [[ $(id -u) == 0 ]] || SUDO=sudo

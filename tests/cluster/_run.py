@@ -10,6 +10,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.cluster import host_tools
+
 log = logging.getLogger("jq.cluster")
 
 
@@ -27,8 +29,14 @@ def run(
     timeout: float | None = None,
     input_bytes: bytes | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run `cmd`; output goes to `logfile` (appended) or is captured. Fails loudly with the tail."""
+    """Run `cmd`; output goes to `logfile` (appended) or is captured. Fails loudly with the tail.
+
+    A program named without a path is a host program of hack/host-tools.txt: a missing one
+    raises HostToolMissing naming its package.
+    """
     args = [os.fspath(c) for c in cmd]
+    if "/" not in args[0]:
+        args[0] = host_tools.require(args[0])
     full_env = {**os.environ, **env} if env is not None else None
     if logfile is not None:
         logfile.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -57,9 +58,22 @@ def version_of(component: str) -> str:
     return VERSIONS[f"{component.upper().replace('-', '_')}_VERSION"]
 
 
+def coredns_plugins() -> tuple[str, ...]:
+    """The CoreDNS plugins build.sh compiles in (COREDNS_PLUGINS, in plugin.cfg order)."""
+    return tuple(VERSIONS["COREDNS_PLUGINS"].split(","))
+
+
+def _label(component: str) -> str:
+    """The cache label: the version, and for CoreDNS a hash of its plugin list (as build.sh)."""
+    if component == "coredns":
+        key = hashlib.sha256(VERSIONS["COREDNS_PLUGINS"].encode()).hexdigest()[:8]
+        return f"{version_of(component)}-{key}"
+    return version_of(component)
+
+
 def component_dir(component: str) -> Path:
-    """`<cache>/bin/<component>-<version>/`, exactly as build.sh lays it out."""
-    return cache_dir() / "bin" / f"{component}-{version_of(component)}"
+    """`<cache>/bin/<component>-<label>/`, exactly as build.sh lays it out."""
+    return cache_dir() / "bin" / f"{component}-{_label(component)}"
 
 
 def _component_of(binary: str) -> str:

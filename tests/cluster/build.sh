@@ -150,7 +150,48 @@ build_kubeconform() {
   build_simple kubeconform "$KUBECONFORM_VERSION" github.com/yannh/kubeconform \
     github.com/yannh/kubeconform/cmd/kubeconform
 }
-build_coredns() { build_simple coredns "$COREDNS_VERSION" github.com/coredns/coredns github.com/coredns/coredns; }
+# CoreDNS with only the plugins of COREDNS_PLUGINS, the way its README documents for a build
+# from external source: a main that imports those plugins and sets dnsserver.Directives (in
+# plugin.cfg order) instead of core/plugin's all-plugins list. Cold: ~1 min instead of ~2.5.
+coredns_key() { printf '%s' "$COREDNS_PLUGINS" | sha256sum | cut -c1-8; }
+build_coredns() {
+  local label="$COREDNS_VERSION-$(coredns_key)"
+  local out="$CACHE/bin/coredns-$label"
+  if [[ -x "$out/coredns" ]]; then log "coredns $label cached in $out"; return; fi
+  check_go
+  lock "coredns-$label"
+  if [[ -x "$out/coredns" ]]; then log "coredns $label built meanwhile in $out"; return; fi
+  local mod="$CACHE/src/coredns-$label"
+  mkdir -p "$mod" "$out"
+  cd "$mod"
+  if [[ ! -f .prepared ]]; then
+    log "coredns $label: preparing scratch module (plugins: $COREDNS_PLUGINS)"
+    printf 'module jobqueue.local/corednsbuild\n\ngo 1.24\n\nrequire github.com/coredns/coredns %s\n' \
+      "$COREDNS_VERSION" > go.mod
+    local plugins
+    IFS=, read -r -a plugins <<< "$COREDNS_PLUGINS"
+    {
+      echo 'package main'
+      echo 'import ('
+      echo '  "github.com/coredns/coredns/core/dnsserver"'
+      echo '  "github.com/coredns/coredns/coremain"'
+      for p in "${plugins[@]}"; do echo "  _ \"github.com/coredns/coredns/plugin/$p\""; done
+      echo ')'
+      printf 'var directives = []string{'
+      for p in "${plugins[@]}"; do printf '"%s", ' "$p"; done
+      echo '}'
+      echo 'func init() { dnsserver.Directives = directives }'
+      echo 'func main() { coremain.Run() }'
+    } > main.go
+    go mod tidy >&2
+    touch .prepared
+  fi
+  log "coredns $label: go build"
+  local t0=$SECONDS
+  heartbeat "coredns $label" go build -trimpath -ldflags "-s -w" -o "$out/coredns.tmp" .
+  mv "$out/coredns.tmp" "$out/coredns"
+  log "coredns $label: built in $((SECONDS - t0)) s"
+}
 # kube-router, run by the node as its NetworkPolicy controller only (cold: ~2 min on 2 cores).
 build_kube_router() {
   build_simple kube-router "$KUBE_ROUTER_VERSION" github.com/cloudnativelabs/kube-router/v2 \

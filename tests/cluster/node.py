@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import ipaddress
 import json
 import logging
@@ -73,7 +74,7 @@ from typing import Any
 
 import yaml
 
-from tests.cluster import binaries, images
+from tests.cluster import binaries, host_tools, images
 from tests.cluster.controlplane import (
     CONTROLLER_MANAGER,
     DEFAULT_STATE_DIR,
@@ -98,9 +99,12 @@ CLUSTER_DOMAIN = "cluster.local"
 CNI_BIN_DIR = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "portmap", "loopback")
 HOST_COMMANDS = ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "ip", "iptables",
-                 "ip6tables", "iptables-save", "ip6tables-save", "mount", "umount")  # fmt: skip
+                 "ip6tables", "iptables-save", "ip6tables-save", "mount", "umount", "conntrack",
+                 *(str(CNI_BIN_DIR / p) for p in CNI_PLUGINS))  # fmt: skip
 #: What kube-router's policy controller runs besides iptables (Debian package ipset).
 KUBE_ROUTER_COMMANDS = ("ipset", "iptables-restore")
+#: iptables-save of each iptables tool (both families are swept at down).
+SAVE_COMMANDS = {"iptables": "iptables-save", "ip6tables": "ip6tables-save"}
 FORWARD_CHAIN = "JQ-NODE-FORWARD"
 #: The forward guard's table: mangle FORWARD runs before every filter rule (kube-router's
 #: KUBE-ROUTER-FORWARD, first in filter FORWARD, ACCEPTs pod traffic a policy allows).
@@ -156,6 +160,31 @@ def network_policy_enabled() -> bool:
 NODE_COMPONENTS: tuple[str, ...] = ("k8s", "etcd", "coredns") + (
     ("kube-router",) if network_policy_enabled() else ()
 )
+
+
+class Attempts:
+    """Runs clean-up steps so that one failing step never skips the rest; keeps each error as
+    one line (what, and the error) for the caller to report."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def __call__(self, what: str, step: Callable[[], list[str] | None]) -> list[str]:
+        try:
+            return step() or []
+        except Exception as exc:  # a clean-up step: report it, go on with the next one
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.warning("clean-up: %s failed: %s", what, first)
+            self.problems.append(f"{what}: {first}")
+            return []
+
+
+class TeardownIncomplete(RuntimeError):
+    """Every clean-up step ran, and some failed: ``problems`` has one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 class NodeError(RuntimeError):
@@ -505,7 +534,9 @@ def normalise_iptables(dump: str) -> list[str]:
 
 
 def _sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+    """Run a host program (looked up in hack/host-tools.txt) or a built binary (a path)."""
+    program = cmd[0] if cmd[0].startswith("/") else host_tools.require(cmd[0])
+    proc = subprocess.run([program, *cmd[1:]], capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise NodeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc
@@ -577,7 +608,7 @@ def sweep_iptables() -> list[str]:
     """Remove every rule jumping to and every chain of our prefixes (iptables and ip6tables)."""
     removed = []
     for tool in ("iptables", "ip6tables"):
-        save = _sh(f"{tool}-save", check=False).stdout
+        save = _sh(SAVE_COMMANDS[tool], check=False).stdout
         owned = owned_chains(save)
         if not owned:
             continue
@@ -602,7 +633,7 @@ def sweep_iptables() -> list[str]:
 
 def list_ipsets() -> list[str]:
     """Names of every ipset on the machine ([] without the ipset tool)."""
-    if shutil.which("ipset") is None:
+    if host_tools.find("ipset") is None:
         return []
     return _sh("ipset", "list", "-n", check=False).stdout.split()
 
@@ -621,15 +652,18 @@ def sweep_ipsets() -> list[str]:
 
 def iptables_tables(tool: str) -> list[str]:
     """Tables `<tool>-save` shows (with nf_tables, a table exists once something used it)."""
-    save = _sh(f"{tool}-save", check=False).stdout
+    save = _sh(SAVE_COMMANDS[tool], check=False).stdout
     return sorted(line[1:] for line in save.splitlines() if line.startswith("*"))
 
 
 def remove_empty_nft_tables(tool: str, keep: Iterable[str]) -> list[str]:
     """Delete the nf_tables tables iptables created that hold no rule and no own chain.
 
-    Only with the nf_tables backend (a legacy table is a kernel module and stays).
+    Only with the nf_tables backend (a legacy table is a kernel module and stays), and only
+    where nft is installed (it is optional: without it the empty tables stay, which is harmless).
     """
+    if host_tools.find("nft") is None:
+        return []
     if "nf_tables" not in _sh(tool, "--version", check=False).stdout:
         return []
     family = "ip" if tool == "iptables" else "ip6"
@@ -637,7 +671,7 @@ def remove_empty_nft_tables(tool: str, keep: Iterable[str]) -> list[str]:
     for table in iptables_tables(tool):
         if table in keep:
             continue
-        rules = _sh(f"{tool}-save", "-t", table, check=False).stdout
+        rules = _sh(SAVE_COMMANDS[tool], "-t", table, check=False).stdout
         lines = normalise_iptables(rules)
         # A user chain's policy column is "-"; built-in chains have ACCEPT/DROP.
         own = [x for x in lines if x.startswith("-A") or x.split()[1:2] == ["-"]]
@@ -869,10 +903,9 @@ class Node:
         if os.geteuid() != 0:
             raise NodeError("the node needs root (network links, mounts, cgroups)")
         commands = HOST_COMMANDS + (KUBE_ROUTER_COMMANDS if network_policy_enabled() else ())
-        absent = [c for c in commands if shutil.which(c) is None]
-        absent += [str(CNI_BIN_DIR / p) for p in CNI_PLUGINS if not (CNI_BIN_DIR / p).exists()]
+        absent = host_tools.missing(commands)
         if absent:
-            raise NodeError(f"missing: {absent}; run `make deps` (hack/install-deps.sh)")
+            raise NodeError(f"missing: {'; '.join(absent)}")
         if not link_exists(NODE_LINK):
             raise NodeError(f"link {NODE_LINK} missing: call prepare_host() first")
 
@@ -882,7 +915,7 @@ class Node:
                 p.runc_root, p.kubelet_root, p.pod_logs, p.kubeconfigs)  # fmt: skip
         for d in dirs:
             d.mkdir(parents=True, exist_ok=True)
-        runc = shutil.which("runc") or "runc"
+        runc = host_tools.require("runc")
         (p.config / "containerd.toml").write_text(containerd_config(p, runc, images.PAUSE_IMAGE))
         (p.cni_conf_dir / "10-jq-pods.conflist").write_text(
             json.dumps(cni_conflist(POD_CIDR, p.cni_ipam_dir), indent=2) + "\n"
@@ -1044,53 +1077,103 @@ class Node:
             if proc.returncode != 0:
                 log.warning("kube-proxy --cleanup: %s", proc.stderr.strip()[-500:])
 
-    def cleanup_host(self, *, force: bool = False) -> list[str]:
+    def cleanup_host(self, *, force: bool = False, attempts: Attempts | None = None) -> list[str]:
         """Second half: unmount, netns, links, iptables, cgroups, sysctls, dirs. Idempotent.
 
-        The machine-wide part only if this state dir owns the node (or `force`: debris).
+        The machine-wide part only if this state dir owns the node (or `force`: debris). Every
+        step runs even when an earlier one failed; failures land in ``attempts`` (by default
+        raised together as :class:`TeardownIncomplete` at the end).
         """
         self.load_state()
-        done: list[str] = []
+        own = attempts if attempts is not None else Attempts()
         owner = node_owner()
         if not force and owner is not None and owner != self.paths.root.parent:
             log.warning("the node links belong to %s: leaving them", owner)
-            for point in mounts_under(self.paths.root):
-                _sh("umount", "-l", point, check=False)
-            return done
-        shims = self._leftover_shims()
-        for pid in shims:
+            own("unmount the node's dirs", lambda: self._unmount(lazy=True))
+            return []
+        done = own("kill containerd shims", self._kill_shims)
+        done += own("unmount the node's dirs", self._unmount)
+        done += own("delete pod network namespaces", self._delete_netns)
+        done += own("delete the node links", self._delete_links)
+        done += own("remove iptables rules and chains", self._sweep_iptables)
+        done += own("destroy ipsets", sweep_ipsets)
+        done += own("remove pod cgroups", self._remove_cgroups)
+        done += own("restore sysctls", self._restore_sysctls)
+        for tool in ("iptables", "ip6tables"):
+            keep = self.state.iptables_tables_before.get(tool, [])
+            what = f"remove empty {tool} nf_tables tables"
+            done += own(what, functools.partial(remove_empty_nft_tables, tool, keep))
+        done += own("remove host dirs the node made", self._prune_host_dirs)
+        # Pod network namespaces and sandboxes are per run; containerd's root stays (images).
+        for d in (self.paths.containerd_state, self.paths.kubelet_root, self.paths.cni_ipam_dir,
+                  self.paths.runc_root):  # fmt: skip
+            shutil.rmtree(d, ignore_errors=True)
+        self.paths.state_file.unlink(missing_ok=True)
+        _set_owner(None)
+        if attempts is None and own.problems:
+            raise TeardownIncomplete(own.problems)
+        return done
+
+    def _kill_shims(self) -> list[str]:
+        done = []
+        for pid in self._leftover_shims():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             done.append(f"killed shim {pid}")
+        return done
+
+    def _unmount(self, *, lazy: bool = False) -> list[str]:
+        done = []
         for point in mounts_under(self.paths.root):
-            if _sh("umount", point, check=False).returncode != 0:
+            if lazy or _sh("umount", point, check=False).returncode != 0:
                 _sh("umount", "-l", point, check=False)
             done.append(f"umount {point}")
+        return done
+
+    @staticmethod
+    def _delete_netns() -> list[str]:
+        done = []
         netns_root = Path("/var/run/netns")
         if netns_root.is_dir():
             for ns in netns_root.glob("cni-*"):
                 _sh("ip", "netns", "delete", ns.name, check=False)
                 done.append(f"netns {ns.name}")
+        return done
+
+    @staticmethod
+    def _delete_links() -> list[str]:
+        done = []
         for link in (CNI_BRIDGE, NODE_LINK):
             if link_exists(link):
                 _sh("ip", "link", "delete", link, check=False)
                 done.append(f"link {link}")
+        return done
+
+    @staticmethod
+    def _sweep_iptables() -> list[str]:
         for table in (FORWARD_TABLE, "filter"):  # filter: a node started by an older version
             jump = ("iptables", "-t", table, "FORWARD", "-j", FORWARD_CHAIN)
             if _sh(*jump[:3], "-C", *jump[3:], check=False).returncode == 0:
                 _sh(*jump[:3], "-D", *jump[3:], check=False)
-        done += sweep_iptables()
-        done += sweep_ipsets()
+        return sweep_iptables()
+
+    def _remove_cgroups(self) -> list[str]:
         before = set(self.state.cgroups_before)
         for cg in kubepods_cgroups():
             if str(cg) not in before:
                 remove_cgroup_tree(cg)
+        return []
+
+    def _restore_sysctls(self) -> list[str]:
+        done = []
         for key, value in self.state.sysctls.items():
             if value is not None and read_sysctl(key) != value:
                 write_sysctl(key, value)
                 done.append(f"sysctl {key}={value}")
-        for tool in ("iptables", "ip6tables"):
-            done += remove_empty_nft_tables(tool, self.state.iptables_tables_before.get(tool, []))
+        return done
+
+    def _prune_host_dirs(self) -> list[str]:
+        done = []
         existed = set(self.state.host_dirs_before)
         for d in HOST_DIRS:
             if d not in existed and Path(d).exists():
@@ -1098,13 +1181,6 @@ class Node:
                     done.append(f"rmdir {d}")
                 else:
                     log.warning("%s is not empty after down: left in place", d)
-        # Pod network namespaces and sandboxes are per run; containerd's root stays (images).
-        shutil.rmtree(self.paths.containerd_state, ignore_errors=True)
-        shutil.rmtree(self.paths.kubelet_root, ignore_errors=True)
-        shutil.rmtree(self.paths.cni_ipam_dir, ignore_errors=True)
-        shutil.rmtree(self.paths.runc_root, ignore_errors=True)
-        self.paths.state_file.unlink(missing_ok=True)
-        _set_owner(None)
         return done
 
     def _leftover_shims(self) -> list[int]:
@@ -1298,6 +1374,7 @@ def down(state_dir: Path = DEFAULT_STATE_DIR) -> list[str]:
     """The full teardown in the order that leaves nothing behind; returns what it did.
 
     Machine-wide cleanup (links, iptables, sysctls) only when this state dir's node owns them.
+    Every step runs even when one fails; then :class:`TeardownIncomplete` lists the failures.
     """
     state_dir = state_dir.resolve()
     with machine_lock():
@@ -1305,10 +1382,13 @@ def down(state_dir: Path = DEFAULT_STATE_DIR) -> list[str]:
         node = Node(state_dir, plane)
         owns = node_owner() in (None, state_dir)
         has = node.paths.state_file.exists() or bool(node.running())
-        done = node.stop() if has else []
-        done += plane.stop()
+        attempts = Attempts()
+        done = attempts("stop the node's processes", node.stop) if has else []
+        done += attempts("stop the control plane", plane.stop)
         if has or (owns and (link_exists(NODE_LINK) or link_exists(CNI_BRIDGE))):
-            done += node.cleanup_host()
+            done += node.cleanup_host(attempts=attempts)
+        if attempts.problems:
+            raise TeardownIncomplete(attempts.problems)
         return done
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.cluster import host_tools
 
 #: CA and leaf keys: ECDSA P-256 (instant to generate; Go and OpenSSL clients accept it).
 EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
@@ -29,9 +30,7 @@ class CertPair:
 
 
 def _openssl(*args: str) -> None:
-    binary = shutil.which("openssl")
-    if binary is None:
-        raise PKIError("openssl is not installed: run `make deps` (hack/install-deps.sh)")
+    binary = host_tools.require("openssl")
     proc = subprocess.run([binary, *args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise PKIError(f"openssl {' '.join(args[:2])} failed: {proc.stderr.strip()}")

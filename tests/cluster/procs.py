@@ -12,13 +12,14 @@ import contextlib
 import ctypes
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.cluster import host_tools
 
 STOP_TIMEOUT = 15.0
 LOG_TAIL_CHARS = 4000
@@ -151,10 +152,7 @@ class ProcessGroup:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
-        exe = shutil.which(argv[0])
-        if exe is None:
-            raise FileNotFoundError(f"{name}: executable {argv[0]!r} not found")
-        exe = os.path.abspath(exe)
+        exe = os.path.abspath(argv[0]) if "/" in argv[0] else host_tools.require(argv[0])
         with log.open("ab") as out:
             proc = subprocess.Popen(
                 [exe, *argv[1:]],

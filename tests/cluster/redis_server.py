@@ -13,6 +13,8 @@ from pathlib import Path
 
 import redis
 
+from tests.cluster import host_tools
+
 
 def free_port() -> int:
     """Return a TCP port that is free on 127.0.0.1 right now."""
@@ -40,11 +42,7 @@ class RedisServer:
         return f"redis://{auth}{self.bind}:{self.port}/0"
 
     def command(self) -> list[str]:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError(
-                "redis-server is not installed: run `make deps` (hack/install-deps.sh)"
-            )
+        binary = host_tools.require("redis-server")
         mode: list[str] = []
         if self.sentinel_config is not None:  # Sentinel rewrites its config file: one of its own
             conf = self.workdir / "sentinel.conf"

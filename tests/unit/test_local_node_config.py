@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import images, node
+from tests.cluster import binaries, images, node
 from tests.cluster.pki import CertPair
 
 PATHS = node.NodePaths(Path("/x/node"))
@@ -170,3 +170,17 @@ COMMIT
         "COMMIT",
     ]
     assert node.owned_chains(dump) == {"nat": ["KUBE-SERVICES", "CNI-HOSTPORT-DNAT"]}
+
+
+def test_coredns_is_built_with_exactly_the_plugins_the_corefile_uses() -> None:
+    """build.sh compiles in COREDNS_PLUGINS only: a Corefile directive outside it would make
+    CoreDNS refuse to start, a plugin never used would only cost build time."""
+    text = node.corefile("10.200.0.1", Path("/k"))
+    used = set()
+    for line in text.splitlines():
+        words = line.split()
+        # directives are the first word of a line inside the server block (not `}` or sub-keys)
+        if words and line.startswith("    ") and not line.startswith("        "):
+            used.add(words[0])
+    assert used - {"}"} == set(binaries.coredns_plugins())
+    assert binaries.component_dir("coredns").name.startswith("coredns-v")
