@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+from tests.cluster import peers
+
 BENCH_DIR: Final = Path(__file__).resolve().parent
 REPO_DIR: Final = BENCH_DIR.parent
-ENVS_DIR: Final = BENCH_DIR / ".envs"  # peer virtualenvs, git-ignored
 WORK_DIR: Final = BENCH_DIR / ".work"  # scratch files of a run, git-ignored
 RESULTS_JSON: Final = BENCH_DIR / "results.json"
 RESULTS_MD: Final = BENCH_DIR / "RESULTS.md"
@@ -75,20 +76,10 @@ AUTOSCALE_COOLDOWN_S: Final = 30  # the same cooldown for ours and KEDA's cooldo
 AUTOSCALE_POLL_S: Final = 0.05  # how often the harness reads spec.replicas
 KEDA_POLLING_INTERVAL_S: Final = 30  # KEDA's default; the tuned run uses 1
 
-# Peer environments: one venv each so no peer bumps another's dependencies.
-# name -> pip requirement lines. Exact pins keep runs comparable over time.
-PEER_REQUIREMENTS: Final[dict[str, tuple[str, ...]]] = {
-    "rq": ("rq==3.0.0",),
-    "celery": ("celery[redis]==5.7.0",),
-    "arq": ("arq==0.28.0", "redis<6"),
-    "dramatiq": ("dramatiq[redis]==2.2.1",),
-}
-PEER_DIST: Final[dict[str, str]] = {
-    "rq": "rq",
-    "celery": "celery",
-    "arq": "arq",
-    "dramatiq": "dramatiq",
-}
+# Peer environments: one venv each so no peer bumps another's dependencies. The pins live in
+# tests/cluster/peers.py, shared with the queue-format tests (venvs in ~/.cache/jobqueue-operator).
+PEER_REQUIREMENTS: Final = peers.PEER_REQUIREMENTS
+PEER_DIST: Final = peers.PEER_DIST
 
 # Targets of issue 12 (checked in RESULTS.md).
 TARGET_WORKER_JOBS_S: Final = 25_000
