@@ -49,8 +49,10 @@ PEER_DIST: Final[dict[str, str]] = {
     "arq": "arq",
     "dramatiq": "dramatiq",
 }
-#: BullMQ from npm (run with node), pinned the same way.
+#: BullMQ from npm (run with node), pinned the same way, with the Redis driver it loads
+#: (an optional peer dependency since BullMQ 6).
 BULLMQ_VERSION: Final = "6.7.6"
+IOREDIS_VERSION: Final = "5.9.3"
 STAMP: Final = ".peer-stamp"
 
 
@@ -119,7 +121,7 @@ def ensure_all(peers: tuple[str, ...] = tuple(PEER_REQUIREMENTS)) -> dict[str, s
 
 def bullmq_dir(version: str = BULLMQ_VERSION) -> Path:
     """The npm project holding ``node_modules/bullmq`` at ``version``."""
-    return CACHE_DIR / f"bullmq-{version}"
+    return CACHE_DIR / f"bullmq-{version}-ioredis-{IOREDIS_VERSION}"
 
 
 def ensure_bullmq(version: str = BULLMQ_VERSION) -> Path:
@@ -139,7 +141,10 @@ def ensure_bullmq(version: str = BULLMQ_VERSION) -> Path:
             json.dumps({"name": "jq-bullmq-peer", "private": True, "version": "0.0.0"})
         )
         subprocess.run(
-            [npm, "install", "--no-fund", "--no-audit", "--save-exact", f"bullmq@{version}"],
+            [
+                *(npm, "install", "--no-fund", "--no-audit", "--save-exact"),
+                *(f"bullmq@{version}", f"ioredis@{IOREDIS_VERSION}"),
+            ],
             cwd=d,
             check=True,
             stdout=subprocess.DEVNULL,

@@ -4,15 +4,16 @@ layout), wrong key types, and the wake-up (keyspace notifications, polling, CONF
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
-
 from jobqueue_operator.foreign import ForeignMetricsSource
 from jobqueue_operator.formats import Format, FormatSpec, QueueFormatError
+
 from tests.cluster.redis_server import RedisServer
 
 
@@ -227,3 +228,38 @@ async def test_a_refused_config_means_polling(source_factory: list[ForeignMetric
     finally:
         server.stop()
         server.cleanup()
+
+
+async def test_celery_unacked_hash_read_the_way_kombu_writes_it(
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    prefix: str,
+    source_factory: list[ForeignMetricsSource],
+) -> None:
+    """kombu's layout written by hand under a global_keyprefix: values ``[message, exchange,
+    routing_key]`` as kombu's json.dumps writes them, including names the tail pattern cannot
+    read (escaped quotes: parsed with cjson instead)."""
+    sep = "\x06\x16"
+    odd = 'we"ird'
+
+    def entry(exchange: str, routing_key: str) -> str:
+        return json.dumps([{"body": "x", "properties": {"priority": 0}}, exchange, routing_key])
+
+    await redis_client.hset(
+        f"{prefix}unacked",
+        mapping={
+            "t1": entry("tasks", "tasks"),
+            "t2": entry("tasks", "tasks"),
+            "t3": entry("", "tasks"),  # anonymous exchange
+            "t4": entry("mail", "mail"),  # another queue
+            "t5": entry(odd, odd),
+        },
+    )
+    await redis_client.sadd(f"{prefix}_kombu.binding.tasks", f"tasks{sep}{sep}tasks")
+    await redis_client.sadd(f"{prefix}_kombu.binding.mail", f"mail{sep}{sep}mail")
+    await redis_client.sadd(f"{prefix}_kombu.binding.{odd}", f"{odd}{sep}{sep}tasks")
+    await redis_client.lpush(f"{prefix}tasks", "m1", "m2")
+    await redis_client.lpush(f"{prefix}tasks{sep}9", "m3")
+    spec = FormatSpec(Format.CELERY, names=("tasks",), prefix=prefix)
+    snap = await _source(source_factory, redis_url, spec).snapshot()
+    assert (snap.ready, snap.in_flight) == (3, 4)
