@@ -27,6 +27,9 @@ MAX_WORKER_ID_LENGTH = 200
 MAX_BATCH = 1000
 # Expired leases recovered, due jobs promoted and finished records reaped per script call.
 MAINTENANCE_LIMIT = 200
+# Claims run that maintenance at most once per this many ms per queue (a gate key in Redis);
+# short of jobs in the ready lists, a claim also promotes due delayed jobs at once.
+MAINTENANCE_INTERVAL_MS = 100
 # DLQ retry/purge work per script call (the Python side loops).
 DLQ_CHUNK = 500
 

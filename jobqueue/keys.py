@@ -20,6 +20,9 @@ tag ``{<q>}`` so all keys of a queue live in one Redis Cluster slot)::
                         cancelled/recovered -> monotonic totals.
     jq:{<q>}:workers    HASH worker id -> "busy|in_flight|last_seen_ms".
     jq:{<q>}:workers:exp ZSET worker id -> heartbeat expiry (ms).
+    jq:{<q>}:maintenance STRING with a short expiry: the gate that lets one claim in every
+                        ``MAINTENANCE_INTERVAL_MS`` run the queue's maintenance (lease
+                        recovery, delayed-job promotion, reaping).
     jq:{<q>}:events     pub/sub channel (not a key): JSON state-change messages.
     jq:{<q>}:job:<attr> one HASH per job attribute ("column"), field = job id:
         spec      JSON [created_ms, priority index, max_retries, type, payload], written
@@ -47,7 +50,7 @@ not N commands per job, so the number of Redis calls per script stays constant a
 N grows; and the hot path writes one field per job per step (enqueue: spec, claim:
 run, complete: status), plus the lease ZSET. The price is memory (each field carries
 its own job id) and no native per-job EXPIRE: finished records are deleted by a
-bounded reaper (``expiry`` ZSET) that runs inside claim and enqueue. Idempotency keys
+bounded reaper (``expiry`` ZSET) that runs inside claim (gated) and enqueue. Idempotency keys
 use the same scheme (HASH + expiry ZSET), so a queue has a fixed, known set of keys
 and ``purge`` is a single UNLINK of them.
 """
@@ -107,6 +110,7 @@ class QueueKeys:
     counters: str
     workers: str
     workers_exp: str
+    maintenance: str
     job_spec: str
     job_status: str
     job_run: str
@@ -137,6 +141,7 @@ class QueueKeys:
             counters=p + "counters",
             workers=p + "workers",
             workers_exp=p + "workers:exp",
+            maintenance=p + "maintenance",
             **cols,
         )
 

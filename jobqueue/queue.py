@@ -6,10 +6,11 @@ Semantics, in short (keys.py documents the data layout):
   ZSET with a deadline and a fresh fencing token. ``complete``/``fail``/``renew``/
   ``release``/``set_progress`` act only while the job is leased with that token; a stale
   token changes nothing and reports False / STALE.
-* ``claim`` also, in the same script, recovers expired leases (a failed attempt each:
-  retry after backoff, or dead once ``1 + max_retries`` attempts were used, so a job that
-  keeps killing workers ends in the dead-letter queue), promotes due delayed jobs and
-  reaps finished records whose result TTL ran out.
+* ``claim`` also, in the same script but at most once per ``MAINTENANCE_INTERVAL_MS`` per
+  queue (a gate key), recovers expired leases (a failed attempt each: retry after backoff,
+  or dead once ``1 + max_retries`` attempts were used, so a job that keeps killing workers
+  ends in the dead-letter queue), promotes due delayed jobs and reaps finished records whose
+  result TTL ran out. A claim the ready lists cannot fill promotes due delayed jobs at once.
 * Retries wait ``uniform(0, min(cap, base * 2**(attempt-1)))`` seconds (full jitter);
   the randomness comes from Python (a seed in ARGV), times from the Redis server clock.
 * Priorities high > normal > low, FIFO within one; release puts jobs back at the front
@@ -18,12 +19,13 @@ Semantics, in short (keys.py documents the data layout):
   script call; longer batches become several calls in one pipeline (one round trip).
   Input is validated and encoded before anything is sent, so bad input writes nothing.
 
-Events on ``keys.events`` (JSON, one message per call, never per job of a batch):
-``enqueued`` {n}, ``processing`` {ids}, ``completed`` {ids}, ``failed`` {id, retry_in_ms,
+Events on ``keys.events`` (JSON, one message per call, never per job of a batch; a claim
+publishes nothing, as it leaves the depth, ready + in flight, unchanged):
+``enqueued`` {n}, ``completed`` {ids}, ``failed`` {id, retry_in_ms,
 error}, ``dead`` {id, error}, ``released`` {n, ids}, ``retried`` {n}, ``cancelled`` {id},
 ``progress`` {id, progress}, ``lease_expired`` {ids}.
 
-A lease that ran out but was not recovered yet (no claim ran since) can still be renewed
+A lease that ran out but was not recovered yet (no maintenance ran since) can still be renewed
 or completed by its holder: nobody else has the job.
 """
 
@@ -36,7 +38,7 @@ import random
 import re
 import uuid
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -54,6 +56,7 @@ from jobqueue.constants import (
     DEFAULT_RESULT_TTL,
     DLQ_CHUNK,
     LEASE_EXPIRED_ERROR,
+    MAINTENANCE_INTERVAL_MS,
     MAINTENANCE_LIMIT,
     MAX_BATCH,
     MAX_ERROR_LENGTH,
@@ -81,9 +84,9 @@ log = logging.getLogger(__name__)
 
 
 class _Bound:
-    """A script bound to one queue's KEYS."""
+    """A script bound to one queue's KEYS, its EVALSHA head also pre-encoded as RESP."""
 
-    __slots__ = ("head", "name", "source")
+    __slots__ = ("head", "name", "packed_head", "parts", "source")
 
     def __init__(self, name: str, keys: QueueKeys) -> None:
         s = script(name)
@@ -98,6 +101,42 @@ class _Bound:
             len(key_args),
             *(k.encode() for k in key_args),
         )
+        # The same head as RESP bulk strings: a call only encodes its ARGV (see _pack).
+        self.parts = len(self.head)
+        self.packed_head = b"".join(_bulk(_encode(v)) for v in self.head)
+
+
+def _encode(value: Any) -> bytes:
+    """An argument as redis-py encodes it (ints and floats as their repr, text as UTF-8)."""
+    kind = type(value)
+    if kind is bytes:
+        return cast(bytes, value)
+    if kind is str:
+        return cast(str, value).encode()
+    if kind is int or kind is float:
+        return repr(value).encode()
+    if isinstance(value, bytes | memoryview | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        return str(value).encode()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value).encode()
+    raise TypeError(f"cannot send {type(value).__name__} to Redis")
+
+
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+def _pack(s: _Bound, args: Sequence[Any]) -> bytes:
+    """The whole EVALSHA command as RESP: the pre-encoded head plus this call's ARGV."""
+    out = [b"*%d\r\n" % (s.parts + len(args)), s.packed_head]
+    for a in args:
+        data = _encode(a)
+        out.append(b"$%d\r\n" % len(data))
+        out.append(data)
+        out.append(b"\r\n")
+    return b"".join(out)
 
 
 def _text(value: Any) -> str:
@@ -186,6 +225,9 @@ class Queue:
         self._pubsub: PubSub | None = None
         self._pubsub_client: Redis | None = None
         self._pubsub_lock = asyncio.Lock()
+        # Standalone (and Sentinel) clients with a connection pool take the pre-packed path;
+        # a cluster client routes by key and a single-connection client has its own lock.
+        self._direct = isinstance(redis, Redis) and redis.connection is None
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r})"
@@ -195,10 +237,25 @@ class Queue:
     async def _run(self, s: _Bound, args: Sequence[Any]) -> Any:
         """One script call; loads the script on the server if it is missing there."""
         try:
+            if self._direct:
+                return await self._send_packed(_pack(s, args))
             return await self.redis.execute_command(*s.head, *args)
         except NoScriptError:
             await self.redis.execute_command("SCRIPT LOAD", s.source)
             return await self.redis.execute_command(*s.head, *args)
+
+    async def _send_packed(self, packed: bytes) -> Any:
+        """One round trip of a pre-packed command on a pooled connection, with the client's
+        own retry policy, as ``execute_command`` would do it (EVALSHA has no reply callback)
+        without re-encoding the script head on every call."""
+        pool = cast(Redis, self.redis).connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            return await conn.retry.call_with_retry(
+                lambda: _round_trip(conn, packed), lambda _: conn.disconnect()
+            )
+        finally:
+            await pool.release(conn)
 
     async def _run_many(self, s: _Bound, calls: list[list[Any]]) -> list[Any]:
         """Several calls of one script in one pipeline (one round trip); results in order."""
@@ -338,6 +395,7 @@ class Queue:
                 self._cap_ms,
                 MAINTENANCE_LIMIT,
                 LEASE_EXPIRED_ERROR,
+                MAINTENANCE_INTERVAL_MS,
             ),
         )
         if not reply:
@@ -589,6 +647,11 @@ class Queue:
     async def purge(self) -> int:
         """Delete every key of the queue; returns how many job records existed."""
         return int(await self._run(self._s["purge"], ()))
+
+
+async def _round_trip(conn: Any, packed: bytes) -> Any:
+    await conn.send_packed_command(packed)
+    return await conn.read_response()
 
 
 def _is_wake(data: Any) -> bool:

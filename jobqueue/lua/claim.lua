@@ -1,37 +1,29 @@
--- Claim up to `count` jobs for one worker, after recovering expired leases (a failed
--- attempt each: retry with backoff or dead), promoting due delayed jobs and reaping
--- expired finished records, all in one atomic step.
+-- Claim up to `count` jobs for one worker. Queue maintenance (recovering expired leases: a
+-- failed attempt each, retry with backoff or dead; promoting due delayed jobs; reaping expired
+-- finished records) runs at most once per `maintenance_ms` per queue, whoever claims: the
+-- `maintenance` key is a gate SET with NX and that expiry. Due delayed jobs are also promoted
+-- whenever the ready lists alone cannot fill the claim, so an idle queue runs them on time.
 --! KEYS: ready_high ready_normal ready_low lease delayed dead expiry counters events
---! KEYS: @columns
+--! KEYS: maintenance @columns
 -- ARGV: count, lease_ms, worker id, random seed, backoff base ms, backoff cap ms,
---       maintenance limit, lease-expired error text
--- A leased job has no status field (processing = in the lease set).
+--       maintenance limit, lease-expired error text, maintenance interval ms
+-- A leased job has no status field (processing = in the lease set). Publishes nothing on
+-- success (a claim leaves the depth ready + in flight unchanged); recovery publishes
+-- `lease_expired`.
 -- Returns '' when nothing was claimed, else one JSON array with one entry per job:
 -- [id, token, attempt, created_ms, priority, max_retries, type, payload]
 local count = tonumber(ARGV[1])
 local lease_ms = tonumber(ARGV[2])
 local worker = ARGV[3]
-math.randomseed(tonumber(ARGV[4]))
 local base, cap = tonumber(ARGV[5]), tonumber(ARGV[6])
 local limit = tonumber(ARGV[7])
 local now = now_ms()
 local READY = {k_ready_high, k_ready_normal, k_ready_low}
 
--- 1. Recover jobs whose lease ran out: their worker died or stalled.
-local expired = redis.call('ZRANGEBYSCORE', k_lease, '-inf', now, 'LIMIT', 0, limit)
-if #expired > 0 then
-  redis.call('ZREM', k_lease, unpack(expired))
-  local k = {spec = k_job_spec, run = k_job_run, status = k_job_status, error = k_job_error,
-             run_at = k_job_run_at, progress = k_job_progress, delayed = k_delayed,
-             dead = k_dead, counters = k_counters}
-  settle_failures(k, expired, ARGV[8], true, now, base, cap)
-  redis.call('HINCRBY', k_counters, 'recovered', #expired)
-  redis.call('PUBLISH', k_events, '{"event":"lease_expired","ids":' .. ids_json(expired) .. '}')
-end
-
--- 2. Promote due delayed jobs to the back of their ready list, in due order.
-local due = redis.call('ZRANGEBYSCORE', k_delayed, '-inf', now, 'LIMIT', 0, limit)
-if #due > 0 then
+-- Promote due delayed jobs to the back of their ready list, in due order.
+local function promote()
+  local due = redis.call('ZRANGEBYSCORE', k_delayed, '-inf', now, 'LIMIT', 0, limit)
+  if #due == 0 then return 0 end
   local specs = redis.call('HMGET', k_job_spec, unpack(due))
   local lists = {{}, {}, {}}
   for i, id in ipairs(due) do
@@ -48,28 +40,52 @@ if #due > 0 then
   for p = 1, 3 do
     if #lists[p] > 0 then redis.call('RPUSH', READY[p], unpack(lists[p])) end
   end
+  return #due
 end
 
--- 3. Forget finished jobs whose result TTL ran out.
-reap_finished(JOB_COLUMNS, k_expiry, now, limit)
-
--- 4. Pop, highest priority first.
+-- Pop up to `want` ids into `ids`, highest priority first.
 local ids = {}
-for p = 1, 3 do
-  local want = count - #ids
-  if want <= 0 then break end
-  local got = redis.call('LPOP', READY[p], want)
-  if got then
-    for i = 1, #got do ids[#ids + 1] = got[i] end
+local function pop()
+  for p = 1, 3 do
+    local want = count - #ids
+    if want <= 0 then return end
+    local got = redis.call('LPOP', READY[p], want)
+    if got then
+      for i = 1, #got do ids[#ids + 1] = got[i] end
+    end
   end
 end
+
+local promoted = false
+if redis.call('SET', k_maintenance, now, 'PX', ARGV[9], 'NX') then
+  -- 1. Recover jobs whose lease ran out: their worker died or stalled.
+  local expired = redis.call('ZRANGEBYSCORE', k_lease, '-inf', now, 'LIMIT', 0, limit)
+  if #expired > 0 then
+    math.randomseed(tonumber(ARGV[4]))
+    redis.call('ZREM', k_lease, unpack(expired))
+    local k = {spec = k_job_spec, run = k_job_run, status = k_job_status, error = k_job_error,
+               run_at = k_job_run_at, progress = k_job_progress, delayed = k_delayed,
+               dead = k_dead, counters = k_counters}
+    settle_failures(k, expired, ARGV[8], true, now, base, cap)
+    redis.call('HINCRBY', k_counters, 'recovered', #expired)
+    redis.call('PUBLISH', k_events, '{"event":"lease_expired","ids":' .. ids_json(expired) .. '}')
+  end
+  -- 2. Promote due delayed jobs; 3. forget finished jobs whose result TTL ran out.
+  promote()
+  promoted = true
+  reap_finished(JOB_COLUMNS, k_expiry, now, limit)
+end
+
+-- 4. Pop, highest priority first; short of `count`, promote what fell due and pop again.
+pop()
+if #ids < count and not promoted and promote() > 0 then pop() end
 if #ids == 0 then return '' end
 
 local specs = redis.call('HMGET', k_job_spec, unpack(ids))
 local runs = redis.call('HMGET', k_job_run, unpack(ids))
 local deadline = now + lease_ms
 local tail = '|' .. now .. '|' .. worker
-local parts, run, lease, claimed = {}, {}, {}, {}
+local parts, run, lease = {}, {}, {}
 local j, o = 0, 0
 for i = 1, #ids do
   local id = ids[i]
@@ -83,11 +99,9 @@ for i = 1, #ids do
     lease[j - 1] = deadline; lease[j] = id
     o = o + 1
     parts[o] = '["' .. id .. '",' .. t .. ',' .. a .. ',' .. string.sub(spec, 2)
-    claimed[o] = id
   end
 end
 if j == 0 then return '' end
 bulk('HSET', k_job_run, run)
 bulk('ZADD', k_lease, lease)
-redis.call('PUBLISH', k_events, '{"event":"processing","ids":' .. ids_json(claimed) .. '}')
 return '[' .. table.concat(parts, ',') .. ']'

@@ -1,5 +1,5 @@
 -- Acknowledge finished jobs; a stale token (lease lost or job already settled) changes nothing.
---! KEYS: lease expiry counters events job_run job_status job_result
+--! KEYS: lease expiry counters events @columns
 -- ARGV: result_ttl_ms, ids (space-separated), tokens (space-separated), then either
 --       nothing (no results) or one result JSON per job ('' = none).
 -- Returns a flags string: '1' acknowledged, '0' stale, per job.
@@ -44,5 +44,8 @@ if m > 0 then
   redis.call('ZADD', k_expiry, now + ttl, table.concat(ok, ' '))
   redis.call('HINCRBY', k_counters, 'completed', m)
   redis.call('PUBLISH', k_events, '{"event":"completed","ids":' .. ids_json(ok) .. '}')
+  -- Forget finished records whose result TTL ran out, twice as many as just finished: the
+  -- reaping keeps pace with the completions by construction.
+  reap_finished(JOB_COLUMNS, k_expiry, now, 2 * m)
 end
 return table.concat(flags)

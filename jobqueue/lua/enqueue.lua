@@ -1,4 +1,5 @@
 -- Enqueue a batch of jobs atomically: idempotency check, record, ready list or delayed set.
+-- (Finished records are reaped by complete and by the claims' maintenance, not here.)
 --! KEYS: ready_high ready_normal ready_low delayed counters events idem idem_exp expiry
 --! KEYS: @columns
 -- ARGV: idem_ttl_ms, maintenance_limit, ids (space-separated), delays_ms (space-separated,
@@ -21,7 +22,6 @@ end
 local S = 5 + 2 * nidem  -- spec of job i is ARGV[S + i]
 local now = now_ms()
 
-reap_finished(JOB_COLUMNS, k_expiry, now, limit)
 if nidem > 0 then
   local stale = redis.call('ZRANGEBYSCORE', k_idem_exp, '-inf', now, 'LIMIT', 0, limit)
   if #stale > 0 then
@@ -30,8 +30,9 @@ if nidem > 0 then
   end
 end
 
--- a job exists iff it has a spec (new ids return nil: cheap)
-local existing = redis.call('HMGET', k_job_spec, unpack(ids))
+-- a job exists iff it has a spec (new ids return nil: cheap); one job: HSETNX below
+local existing = {}
+if n > 1 then existing = redis.call('HMGET', k_job_spec, unpack(ids)) end
 local READY = {k_ready_high, k_ready_normal, k_ready_low}
 local ready = {{}, {}, {}}
 local spec = {}
@@ -55,6 +56,10 @@ for i = 1, n do
     end
   end
   if not hit and (existing[i] or seen[id]) then hit = id end
+  local s = ARGV[S + i]
+  if not hit and n == 1 and redis.call('HSETNX', k_job_spec, id, prefix .. string.sub(s, 2)) == 0 then
+    hit = id
+  end
   if hit then
     flags[i] = '0'
     out[#out + 1] = hit
@@ -71,9 +76,10 @@ for i = 1, n do
       idem_exp[#idem_exp + 1] = now + d + idem_ttl
       idem_exp[#idem_exp + 1] = ikey
     end
-    local s = ARGV[S + i]
-    spec[#spec + 1] = id
-    spec[#spec + 1] = prefix .. string.sub(s, 2)
+    if n > 1 then
+      spec[#spec + 1] = id
+      spec[#spec + 1] = prefix .. string.sub(s, 2)
+    end
     if d > 0 then
       delayed[#delayed + 1] = now + d
       delayed[#delayed + 1] = id
@@ -87,7 +93,7 @@ for i = 1, n do
 end
 
 if made > 0 then
-  bulk('HSET', k_job_spec, spec)
+  if n > 1 then bulk('HSET', k_job_spec, spec) end
   if #delayed > 0 then
     bulk('ZADD', k_delayed, delayed)
     bulk('HSET', k_job_run_at, run_at)
