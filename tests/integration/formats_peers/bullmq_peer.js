@@ -1,4 +1,4 @@
-// BullMQ (from npm, run with node): `produce N DELAYED PRIORITIZED` adds jobs with BullMQ's own
+// BullMQ (from npm, run with node): `produce N DELAYED PRIORITIZED [DUE]` adds jobs with BullMQ's own
 // Queue.add and prints getJobCounts; `report` prints getJobCounts; `worker CONCURRENCY` runs a
 // real Worker whose jobs sleep. Env: PEER_REDIS_URL, PEER_QUEUE, PEER_STARTED.
 'use strict';
@@ -29,10 +29,13 @@ async function main() {
   }
   const queue = new Queue(name, { connection: connection() });
   if (cmd === 'produce') {
-    const [n, delayed, prioritized] = args.map(Number);
+    const [n, delayed, prioritized, due = 0] = args.map(Number);
     for (let i = 0; i < n; i++) await queue.add('slow', { i });
     for (let i = 0; i < delayed; i++) await queue.add('later', { i }, { delay: 600000 });
     for (let i = 0; i < prioritized; i++) await queue.add('urgent', { i }, { priority: 5 });
+    // delayed by 1 ms: due at once, but only a worker ever promotes it to wait
+    for (let i = 0; i < due; i++) await queue.add('due', { i }, { delay: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
   process.stdout.write(JSON.stringify(await queue.getJobCounts(...TYPES)) + '\n');
   await queue.close();
