@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 import redis.asyncio as aioredis
-from jobqueue_worker import task
+from jobqueue_worker import JobContext, task
 
 _COUNTER = os.environ.get("BENCH_COUNTER", "bench:done")
 _POOL_SIZE = int(os.environ.get("BENCH_POOL_SIZE", "32"))
@@ -37,3 +37,9 @@ async def noop(payload: Any) -> None:
 @task("incr")
 async def incr(payload: Any) -> None:
     await _redis().incr(_COUNTER)
+
+
+@task("incr_ctx")
+async def incr_ctx(payload: Any, ctx: JobContext) -> None:
+    """The same INCR on the client the runtime gives tasks (`ctx.redis`), as documented."""
+    await ctx.redis.incr(_COUNTER)

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from jobqueue import Claimed, FailOutcome, JobSpec, JobStatus, Priority, Queue
-from jobqueue.constants import LEASE_EXPIRED_ERROR
+from jobqueue.constants import LEASE_EXPIRED_ERROR, MAINTENANCE_INTERVAL_MS
 
 LEASE = 0.4
 
@@ -191,3 +191,30 @@ async def test_a_job_that_keeps_killing_workers_ends_in_the_dead_letter_queue(
     [dead] = await queue.dead_jobs()
     assert (dead.id, dead.status, dead.attempts) == (res.job_id, JobStatus.DEAD, 2)
     assert dead.error == LEASE_EXPIRED_ERROR and dead.finished_at is not None
+
+
+async def test_claims_recover_expired_leases_at_most_every_maintenance_interval(
+    redis_client: aioredis.Redis, queue_name: str
+) -> None:
+    """Maintenance runs inside claim at most once per MAINTENANCE_INTERVAL_MS (a gate key with
+    that expiry), and keeps running while claims keep coming: an expired lease comes back
+    within an interval or two even though the ready lists never run dry."""
+    queue = Queue(redis_client, queue_name, lease_seconds=0.2, backoff_base=0.001)
+    try:
+        await queue.enqueue_many([JobSpec("t") for _ in range(400)])
+        [lost] = await queue.claim("dies")
+        gate = await redis_client.pttl(queue.keys.maintenance)
+        assert 0 < gate <= MAINTENANCE_INTERVAL_MS
+        await asyncio.sleep(0.25)  # the lease ran out
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        while (await queue.stats()).failed_total == 0:
+            assert loop.time() - t0 < 2 * MAINTENANCE_INTERVAL_MS / 1000 + 0.5
+            for c in await queue.claim("busy", 2):
+                await queue.complete([(c.id, c.token, None)])
+            await asyncio.sleep(0.005)
+        assert await queue.complete([(lost.id, lost.token, None)]) == [False]
+        job = await queue.get(lost.id)
+        assert job is not None and job.error == LEASE_EXPIRED_ERROR
+    finally:
+        await queue.purge()

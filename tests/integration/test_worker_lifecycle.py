@@ -129,6 +129,59 @@ async def test_kill_9_mid_job_and_another_worker_completes_it_after_the_lease(
     assert job is not None and job.result == {"attempt": 2, "worker": "b"}
 
 
+async def test_kill_9_with_prefetched_jobs_loses_nothing(
+    queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
+) -> None:
+    """Prefetched jobs are leased like running ones: after a kill -9 their leases expire, the
+    queue's maintenance recovers them and another worker runs every job."""
+    n = 400
+    ids = [r.job_id for r in await queue.enqueue_many([JobSpec("email", {"latency": 0.002})] * n)]
+    env = {"lease_seconds": 1, "worker_concurrency": 1, "worker_prefetch": 8}
+    a = await start_worker(workers, redis_url, queue_name, tmp_path, pod_name="a", **env)
+
+    async def prefetching() -> bool:  # holds more jobs than it runs
+        return (await queue.stats()).in_flight > 2
+
+    await eventually(prefetching, what="worker a holding prefetched jobs")
+    a.proc.kill()
+    assert await a.wait_exit(5) == -signal.SIGKILL
+    held = (await queue.stats()).in_flight
+    assert held > 1
+    await start_worker(workers, redis_url, queue_name, tmp_path, pod_name="b", **env)
+
+    async def all_done() -> bool:
+        return (await queue.stats()).completed_total == n
+
+    await eventually(all_done, timeout=30, what="every job completed by worker b")
+    jobs = await queue.get_many(ids)
+    assert all(j is not None and j.status is JobStatus.COMPLETED for j in jobs)
+    stats = await queue.stats()
+    assert (stats.dead, stats.in_flight, stats.ready) == (0, 0, 0)
+    assert 1 <= stats.failed_total <= held  # each held job: one attempt counted by recovery
+
+
+async def test_sigterm_hands_back_prefetched_jobs_at_once(
+    queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
+) -> None:
+    """On SIGTERM the jobs claimed ahead of a slot go back to the queue before the drain,
+    their attempt not counted, and the running one finishes."""
+    await queue.enqueue_many([JobSpec("email", {"latency": 0.002})] * 300)
+    env = {"worker_concurrency": 1, "worker_prefetch": 8}
+    a = await start_worker(workers, redis_url, queue_name, tmp_path, pod_name="a", **env)
+
+    async def prefetching() -> bool:
+        return (await queue.stats()).in_flight > 2
+
+    await eventually(prefetching, what="worker a holding prefetched jobs")
+    a.proc.send_signal(signal.SIGTERM)
+    assert await a.wait_exit(10) == 0
+    stats = await queue.stats()
+    assert (stats.in_flight, stats.failed_total, stats.dead) == (0, 0, 0)
+    assert stats.ready + stats.completed_total == 300
+    handed = [r for r in a.logs() if r.get("msg") == "handed back prefetched jobs"]
+    assert handed and handed[0]["jobs"] >= 1 and handed[0]["lost"] == 0
+
+
 async def test_healthz_fails_while_a_task_blocks_the_event_loop(
     queue: Queue, workers: list[WorkerProcess], redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:

@@ -551,3 +551,68 @@ async def test_loop_silence_grows_only_when_the_loop_stalls() -> None:
     assert worker.loop_silence() >= 0.3
     worker.request_stop()
     await asyncio.wait_for(task, 5)
+
+
+async def test_prefetch_claims_ahead_of_free_slots_without_exceeding_the_concurrency() -> None:
+    registry = TaskRegistry()
+    running, peak, started = 0, 0, 0
+
+    @registry.task("quick")
+    async def quick(payload: None) -> None:
+        nonlocal running, peak, started
+        running += 1
+        started += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.001)
+        running -= 1
+
+    queue = FakeQueue()
+    for _ in range(600):
+        queue.add("quick")
+    worker = make_worker(queue, registry, concurrency=2, prefetch=20, prefetch_horizon=1.0)
+    await run_until(worker, lambda: len(queue.completed) == 600)
+    assert peak == 2
+    assert started == 600
+    assert max(queue.claim_sizes) > 2, "no claim asked for more jobs than free slots"
+    assert not queue.leases
+
+
+async def test_slow_jobs_are_not_prefetched() -> None:
+    """The buffer holds about prefetch_horizon seconds of work: none for 50 ms jobs."""
+    registry = TaskRegistry()
+
+    @registry.task("slow")
+    async def slow(payload: None) -> None:
+        await asyncio.sleep(0.05)
+
+    queue = FakeQueue()
+    for _ in range(40):
+        queue.add("slow")
+    worker = make_worker(queue, registry, concurrency=2, prefetch=20, prefetch_horizon=0.01)
+    await run_until(worker, lambda: len(queue.completed) == 40)
+    assert max(queue.claim_sizes) <= 2
+
+
+async def test_stop_hands_back_prefetched_jobs_before_the_drain() -> None:
+    registry = TaskRegistry()
+    started: list[str] = []
+
+    @registry.task("work")
+    async def work(payload: str) -> None:
+        started.append(payload)
+        await asyncio.sleep(0.002)
+
+    queue = FakeQueue()
+    payload_of = {queue.add("work", str(i)): str(i) for i in range(500)}
+    worker = make_worker(queue, registry, concurrency=1, prefetch=10, prefetch_horizon=1.0)
+    task = asyncio.create_task(worker.run())
+    async with asyncio.timeout(5):
+        while worker.in_flight < 4:  # one running, the rest prefetched
+            await asyncio.sleep(0.001)
+    worker.request_stop("test")
+    await asyncio.wait_for(task, 5)
+    assert len(queue.released) >= 2, "the prefetched jobs were not handed back"
+    assert not queue.leases
+    assert len(queue.completed) + len(queue.released) + len(queue.ready) == 500
+    assert not {payload_of[i] for i in queue.released} & set(started), "a handed-back job ran"
+    assert len(started) == len(queue.completed)

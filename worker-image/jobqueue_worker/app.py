@@ -19,6 +19,7 @@ from jobqueue_worker.metrics import WorkerMetrics
 from jobqueue_worker.registry import TaskModuleError, TaskRegistry, import_task_modules
 from jobqueue_worker.runtime import Worker, WorkerConfig
 from jobqueue_worker.settings import SettingsError, WorkerSettings, load_settings
+from jobqueue_worker.taskredis import task_client
 
 log = logging.getLogger("jobqueue_worker")
 
@@ -55,7 +56,13 @@ async def serve(settings: WorkerSettings, registry: TaskRegistry, redis: AnyRedi
     """Run one worker until SIGTERM/SIGINT and its drain are over; returns the stopped worker."""
     queue = jobqueue.Queue(redis, settings.queue_name, lease_seconds=settings.lease_seconds)
     metrics = WorkerMetrics()
-    worker = Worker(queue, registry, WorkerConfig.from_settings(settings), metrics)
+    worker = Worker(
+        queue,
+        registry,
+        WorkerConfig.from_settings(settings),
+        metrics,
+        task_redis=task_client(redis),
+    )
     health = HealthServer(
         host=settings.health_host,
         port=settings.health_port,
@@ -76,6 +83,7 @@ async def serve(settings: WorkerSettings, registry: TaskRegistry, redis: AnyRedi
             "queue": settings.queue_name,
             "redis_url": settings.redacted_redis_url,
             "concurrency": settings.worker_concurrency,
+            "prefetch": settings.prefetch,
             "tasks": registry.names(),
             "health_port": settings.health_port,
             "lease_s": settings.lease_seconds,

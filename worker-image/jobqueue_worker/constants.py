@@ -32,6 +32,15 @@ DEFAULT_REDIS_SOCKET_TIMEOUT: Final = 10.0
 
 # Claim loop.
 CLAIM_BATCH_MAX: Final = 500  # most jobs asked for in one claim round trip
+# Prefetch (WORKER_PREFETCH): jobs claimed ahead of a free slot, by default this many times
+# the concurrency; the buffer holds about PREFETCH_HORIZON seconds of work at the rate jobs
+# have been ending (measured over RATE_WINDOW seconds), so slow jobs are not hoarded.
+DEFAULT_PREFETCH_FACTOR: Final = 8
+PREFETCH_HORIZON: Final = 0.05
+RATE_WINDOW: Final = 0.25
+# Acks: a batch smaller than ACK_BATCH waits up to ACK_LINGER seconds for more to finish.
+ACK_BATCH: Final = 64
+ACK_LINGER: Final = 0.001
 HEARTBEAT_TTL_FACTOR: Final = 3.0
 FINAL_HEARTBEAT_TTL: Final = 1.0  # the "gone" heartbeat written on the way out
 REDIS_RETRY_MIN: Final = 0.2  # backoff after a failed round trip, seconds

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 from typing import Protocol
 
+from jobqueue import AnyRedis
 from jobqueue_worker import constants as c
 
 
@@ -54,9 +55,31 @@ class BaseJobContext:
 
 
 class JobContext(BaseJobContext):
-    """Context of an async task: `await ctx.progress(50)`."""
+    """Context of an async task: `await ctx.progress(50)`, and `ctx.redis`: an asyncio Redis
+    client on the worker's Redis that sends the commands of concurrent tasks together, one
+    round trip per loop turn (`jobqueue_worker.taskredis`)."""
 
-    __slots__ = ()
+    __slots__ = ("_redis",)
+
+    def __init__(
+        self,
+        handle: JobHandle,
+        *,
+        job_id: str,
+        type: str,
+        attempt: int,
+        max_retries: int,
+        redis: AnyRedis | None = None,
+    ) -> None:
+        super().__init__(handle, job_id=job_id, type=type, attempt=attempt, max_retries=max_retries)
+        self._redis = redis
+
+    @property
+    def redis(self) -> AnyRedis:
+        """The worker's Redis client for tasks (RuntimeError where the worker offers none)."""
+        if self._redis is None:
+            raise RuntimeError("this worker gives its tasks no Redis client")
+        return self._redis
 
     async def progress(self, percent: float) -> bool:
         """Record progress 0..100 on the job; False if the job's lease is no longer ours."""

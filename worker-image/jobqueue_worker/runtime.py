@@ -1,17 +1,25 @@
-"""The worker's engine: batched claims and acks, bounded concurrency, leases, timeouts, drain.
+"""The worker's engine: batched claims and acks, prefetch, bounded concurrency, leases, drain.
 
-One asyncio loop does all queue I/O. Per loop turn the claim loop asks for as many jobs as
-there are free slots (one `claim` round trip), starts them (async tasks as asyncio tasks, sync
-tasks in a thread pool sized to the concurrency), and sleeps until a slot frees or, when the
-queue is empty, until an enqueue notification (`wait_for_jobs`) or the poll interval. Finished
-jobs are acknowledged by a separate reporter in batches: everything that finished while the
-previous `complete` round trip was in flight goes in the next one, so acks cost one round trip
-per batch, not per job. One `renew` round trip every lease/3 covers every job we hold.
+One asyncio loop does all queue I/O. The claim loop keeps the slots busy and a small buffer of
+prefetched jobs behind them: it claims (one `claim` round trip) when a slot is free and the
+buffer is empty, or when the buffer has fallen to a quarter of its target, so at concurrency 8
+claims still carry many jobs each. A slot that frees starts the next buffered job at once, without a
+round trip. The buffer's target adapts to the job rate: about `prefetch_horizon` seconds of
+work, at most `prefetch` jobs, so slow jobs are never hoarded by one worker (at 8 jobs/s it is
+0). Prefetched jobs are leased like running ones (renewed; a kill -9 returns them when their
+lease expires) and handed back at once on SIGTERM. Async tasks run as asyncio tasks, sync tasks
+in a thread pool sized to the concurrency. When the queue is empty the loop sleeps until an
+enqueue notification (`wait_for_jobs`) or the poll interval. Finished jobs are acknowledged by
+a separate reporter in batches: everything that finished while the previous `complete` round
+trip was in flight (or within ACK_LINGER of the first) goes in the next one, so acks cost one
+round trip per batch, not per job.
+One `renew` round trip every lease/3 covers every job we hold.
 
-A job's record moves RUNNING -> REPORTING (finished; ack or fail queued) -> forgotten, or
-RUNNING -> DETACHED (lease lost or handed back at shutdown: whatever the task returns later is
-ignored). A timed-out job is failed at once; an async task is cancelled, a sync task cannot be,
-so its thread keeps its slot until it returns (the `abandoned_threads` gauge counts those).
+A job's record moves BUFFERED (prefetched) -> RUNNING -> REPORTING (finished; ack or fail
+queued) -> forgotten, or RUNNING -> DETACHED (lease lost or handed back at shutdown: whatever
+the task returns later is ignored); a buffered job handed back is forgotten. A timed-out job
+is failed at once; an async task is cancelled, a sync task cannot be, so its thread
+keeps its slot until it returns (the `abandoned_threads` gauge counts those).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import logging
 import math
 import time
 import traceback
+from collections import deque
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +43,7 @@ from jobqueue import Claimed, FailOutcome, QueueError
 from jobqueue.codec import Encoded, dumps
 from jobqueue_worker import constants as c
 from jobqueue_worker.context import JobContext, SyncJobContext
+from jobqueue_worker.logs import JobLines
 from jobqueue_worker.metrics import WorkerMetrics
 from jobqueue_worker.registry import TaskRegistry, TaskSpec
 from jobqueue_worker.settings import WorkerSettings
@@ -46,6 +56,7 @@ QUEUE_ERRORS: Final = (RedisError, OSError, QueueError, asyncio.TimeoutError)
 RUNNING: Final = 0
 REPORTING: Final = 1
 DETACHED: Final = 2
+BUFFERED: Final = 3
 
 _FAIL_PARALLELISM: Final = 16  # most `fail` round trips in flight at once
 _COMPLETE_BATCH_MAX: Final = 2000  # most jobs in one `complete` round trip
@@ -87,6 +98,8 @@ class WorkerConfig:
     heartbeat_interval: float = c.DEFAULT_HEARTBEAT_INTERVAL
     poll_interval: float = c.DEFAULT_POLL_INTERVAL
     job_log_level: int = logging.INFO
+    prefetch: int = 0  # most jobs claimed ahead of a free slot (the settings' default: 8 x c)
+    prefetch_horizon: float = c.PREFETCH_HORIZON  # seconds of work the buffer aims to hold
 
     @classmethod
     def from_settings(cls, s: WorkerSettings) -> WorkerConfig:
@@ -99,6 +112,7 @@ class WorkerConfig:
             heartbeat_interval=s.heartbeat_interval_seconds,
             poll_interval=s.poll_interval_seconds,
             job_log_level=logging.getLevelNamesMapping()[s.job_log_level],
+            prefetch=s.prefetch,
         )
 
 
@@ -163,12 +177,19 @@ class Worker:
         registry: TaskRegistry,
         config: WorkerConfig,
         metrics: WorkerMetrics | None = None,
+        task_redis: Any = None,
     ) -> None:
         self._queue = queue
+        self._task_redis = task_redis  # `ctx.redis` of async tasks (None: not offered)
         self._registry = registry
         self.config = config
         self.metrics = metrics if metrics is not None else WorkerMetrics()
         self._leases: dict[str, _Job] = {}  # every job whose lease we hold, by id
+        self._buffer: deque[_Job] = deque()  # prefetched, leased, not started (BUFFERED)
+        self._low_water = 0  # the claim loop wants a wake-up once the buffer is this low
+        self._rate = 0.0  # jobs ended per second, measured over RATE_WINDOW
+        self._rate_n = 0
+        self._rate_t0 = time.monotonic()
         self._running = 0  # task functions executing now (incl. abandoned sync threads)
         self._abandoned_threads = 0
         self._acks: list[tuple[str, int, Any]] = []
@@ -185,6 +206,8 @@ class Worker:
             max_workers=config.concurrency, thread_name_prefix="jobqueue-task"
         )
         self._log_jobs = log.isEnabledFor(config.job_log_level)
+        self._log_starts = log.isEnabledFor(logging.DEBUG)
+        self._lines = JobLines(log, config.job_log_level)
         self.last_beat = time.monotonic()
         self.metrics.bind_state(
             in_flight=lambda: float(len(self._leases)),
@@ -252,6 +275,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError, Exception):  # a crash is logged
                 await asyncio.wait_for(asyncio.shield(claim_loop), c.CANCEL_GRACE * 2)
             claim_loop.cancel()
+            await self._release_buffered()
             await self._drain()
             await self._hand_back()
             await self._flush_remaining()
@@ -268,17 +292,23 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         queue, cfg = self._queue, self.config
-        cap = min(cfg.concurrency, c.CLAIM_BATCH_MAX)
+        cap = c.CLAIM_BATCH_MAX
         backoff = c.REDIS_RETRY_MIN
+        buffer = self._buffer
         while not self._stopping:
-            self.last_beat = time.monotonic()
-            free = cfg.concurrency - self._running
-            if free <= 0:
+            self.last_beat = now = time.monotonic()
+            self._start_buffered()
+            target = self._prefetch_target(now)
+            room = cfg.concurrency + target - self._running - len(buffer)
+            # Claim when a slot is free and nothing is buffered, or when the buffer is down to
+            # a quarter of its target: claims carry most of the buffer each, not one job.
+            self._low_water = target // 4
+            if room <= 0 or (buffer and len(buffer) > self._low_water):
                 self._slot_freed.clear()
                 await self._wait_slot(cfg.poll_interval)
                 continue
             try:
-                claimed = await queue.claim(cfg.worker_id, min(free, cap))
+                claimed = await queue.claim(cfg.worker_id, min(room, cap))
             except QUEUE_ERRORS as exc:
                 self.metrics.redis_errors.labels("claim").inc()
                 log.warning("claim failed; retrying", extra={"error": repr(exc), "in_s": backoff})
@@ -289,9 +319,22 @@ class Worker:
             self.metrics.claim_calls.inc()
             if claimed:
                 self.metrics.claimed.inc(len(claimed))
-                self._start_all(claimed)
+                self._take(claimed)
             elif not self._stopping:
                 await self._idle_wait()
+
+    def _prefetch_target(self, now: float) -> int:
+        """Jobs to hold beyond the slots: about `prefetch_horizon` s of work at the rate jobs
+        have been ending, at most `prefetch` (none at start: the rate is not known yet)."""
+        prefetch = self.config.prefetch
+        if prefetch <= 0:
+            return 0
+        elapsed = now - self._rate_t0
+        if elapsed >= c.RATE_WINDOW:
+            self._rate = self._rate_n / elapsed
+            self._rate_n = 0
+            self._rate_t0 = now
+        return min(prefetch, int(self._rate * self.config.prefetch_horizon))
 
     async def _idle_wait(self) -> None:
         """Sleep until an enqueue notification, the poll interval (delayed jobs and expired
@@ -328,13 +371,10 @@ class Worker:
 
     # ---- starting and finishing jobs -------------------------------------------------------
 
-    def _start_all(self, claimed: list[Claimed]) -> None:
-        loop = self._loop
-        assert loop is not None
-        registry, leases = self._registry, self._leases
+    def _take(self, claimed: list[Claimed]) -> None:
+        """Hold freshly claimed jobs: buffered (started by `_start_buffered` as slots free)."""
+        registry, leases, buffer = self._registry, self._leases, self._buffer
         now = time.monotonic()
-        timeout = self.config.job_timeout
-        deadline = now + timeout if timeout > 0 else math.inf
         for cl in claimed:
             spec = registry.get(cl.type)
             job = _Job(self, cl, spec, now)
@@ -342,26 +382,52 @@ class Worker:
             if spec is None:
                 self._unknown_task(job)
                 continue
-            job.deadline = deadline
-            self._running += 1
-            if self._log_jobs:
-                log.log(
-                    self.config.job_log_level,
-                    "job started",
-                    extra={"job_id": cl.id, "type": cl.type, "attempt": cl.attempt},
-                )
-            if spec.is_async:
-                job.handle = loop.create_task(self._run_async(job, spec, cl))
-            else:
-                fut = loop.run_in_executor(self._pool, self._call_sync, job, spec, cl)
-                fut.add_done_callback(functools.partial(self._sync_done, job))
-                job.handle = fut
+            job.state = BUFFERED
+            buffer.append(job)
+        self._start_buffered()
+
+    def _start_buffered(self) -> None:
+        """Start buffered jobs while slots are free (not once stopping: they go back)."""
+        buffer = self._buffer
+        free = self.config.concurrency - self._running
+        while free > 0 and buffer and not self._stopping:
+            self._start(buffer.popleft())
+            free -= 1
+
+    def _start(self, job: _Job) -> None:
+        loop = self._loop
+        assert loop is not None
+        spec = job.spec
+        assert spec is not None
+        cl = job.claimed
+        job.state = RUNNING
+        job.started = now = time.monotonic()
+        timeout = self.config.job_timeout
+        if timeout > 0:
+            job.deadline = now + timeout
+        self._running += 1
+        if self._log_starts:
+            log.debug(
+                "job started",
+                extra={"job_id": cl.id, "type": cl.type, "attempt": cl.attempt},
+            )
+        if spec.is_async:
+            job.handle = loop.create_task(self._run_async(job, spec, cl))
+        else:
+            fut = loop.run_in_executor(self._pool, self._call_sync, job, spec, cl)
+            fut.add_done_callback(functools.partial(self._sync_done, job))
+            job.handle = fut
 
     async def _run_async(self, job: _Job, spec: TaskSpec, cl: Claimed) -> None:
         try:
             if spec.wants_context:
                 ctx = JobContext(
-                    job, job_id=cl.id, type=cl.type, attempt=cl.attempt, max_retries=cl.max_retries
+                    job,
+                    job_id=cl.id,
+                    type=cl.type,
+                    attempt=cl.attempt,
+                    max_retries=cl.max_retries,
+                    redis=self._task_redis,
                 )
                 result = await spec.func(cl.payload, ctx)
             else:
@@ -406,9 +472,15 @@ class Worker:
             self._succeeded(job, fut.result())
 
     def _ended(self, job: _Job) -> None:
-        """The task function returned (or raised): its slot is free again."""
+        """The task function returned (or raised): its slot is free again, and the next
+        buffered job takes it at once; the claim loop wakes when the buffer runs low."""
         self._running -= 1
-        self._slot_freed.set()
+        self._rate_n += 1
+        buffer = self._buffer
+        if buffer and not self._stopping:
+            self._start(buffer.popleft())
+        if len(buffer) <= self._low_water:
+            self._slot_freed.set()
         if job.state == RUNNING:
             job.duration = time.monotonic() - job.started
             self.metrics.duration_for(job.claimed.type).observe(job.duration)
@@ -466,6 +538,10 @@ class Worker:
     async def _report_loop(self) -> None:
         while True:
             await self._report_wake.wait()
+            if len(self._acks) < c.ACK_BATCH and not self._fails and not self._stopping:
+                # Let a few more finish: a millisecond of ack latency buys batches that cost
+                # a fraction of a round trip per job at any concurrency.
+                await asyncio.sleep(c.ACK_LINGER)
             self._report_wake.clear()
             if not await self._flush():
                 await self._wait(self._stop_now, c.REDIS_RETRY_MIN)
@@ -526,16 +602,21 @@ class Worker:
 
     def _acked(self, jobs: list[_Job], accepted: list[bool]) -> None:
         counts: dict[tuple[str, str], int] = {}
-        log_jobs, level = self._log_jobs, self.config.job_log_level
+        lines = self._lines.batch() if self._log_jobs else None
+        leases = self._leases
         for job, ok in zip(jobs, accepted, strict=True):
-            self._forget(job)
+            cl = job.claimed
+            if leases.get(cl.id) is job:
+                del leases[cl.id]
             outcome = c.OUTCOME_COMPLETED if ok else c.OUTCOME_LEASE_LOST
-            key = (job.claimed.type, outcome)
+            key = (cl.type, outcome)
             counts[key] = counts.get(key, 0) + 1
             if not ok:
                 self._log_finished(job, logging.WARNING, outcome, note="completion refused")
-            elif log_jobs:
-                self._log_finished(job, level, outcome)
+            elif lines is not None:
+                lines.add(cl.id, cl.type, cl.attempt, job.duration, outcome)
+        if lines is not None:
+            lines.flush()
         for (job_type, outcome), n in counts.items():
             self.metrics.job_outcome(job_type, outcome, n)
 
@@ -581,7 +662,13 @@ class Worker:
                 log.warning("lease renewal failed", extra={"error": repr(exc), "jobs": len(jobs)})
                 continue
             for job, ok in zip(jobs, renewed, strict=True):
-                if not ok and job.state == RUNNING and self._leases.get(job.claimed.id) is job:
+                if not ok and job.state == BUFFERED:  # never started: just let it go
+                    job.state = DETACHED
+                    self._forget(job)
+                    with contextlib.suppress(ValueError):
+                        self._buffer.remove(job)
+                    self.metrics.job_outcome(job.claimed.type, c.OUTCOME_LEASE_LOST)
+                elif not ok and job.state == RUNNING and self._leases.get(job.claimed.id) is job:
                     self._detach(job)
                     self.metrics.job_outcome(job.claimed.type, c.OUTCOME_LEASE_LOST)
                     job.duration = time.monotonic() - job.started
@@ -644,6 +731,34 @@ class Worker:
             return False
 
     # ---- shutdown --------------------------------------------------------------------------
+
+    async def _release_buffered(self) -> None:
+        """Hand prefetched jobs back at once (front of their queue; the attempt not counted),
+        so other workers take them while this one drains."""
+        jobs = [j for j in self._buffer if j.state == BUFFERED]
+        self._buffer.clear()
+        if not jobs:
+            return
+        for job in jobs:
+            job.state = DETACHED
+            self._forget(job)
+        try:
+            released = await self._queue.release([(j.claimed.id, j.claimed.token) for j in jobs])
+        except QUEUE_ERRORS as exc:
+            self.metrics.redis_errors.labels("release").inc()
+            log.error(
+                "handing back prefetched jobs failed; they return when their lease expires",
+                extra={"error": repr(exc), "jobs": len(jobs)},
+            )
+            return
+        n = sum(released)
+        for job, ok in zip(jobs, released, strict=True):
+            outcome = c.OUTCOME_RELEASED if ok else c.OUTCOME_LEASE_LOST
+            self.metrics.job_outcome(job.claimed.type, outcome)
+        log.info(
+            "handed back prefetched jobs",
+            extra={"jobs": n, "lost": len(jobs) - n},
+        )
 
     def _has_running_jobs(self) -> bool:
         return any(j.state == RUNNING for j in self._leases.values())

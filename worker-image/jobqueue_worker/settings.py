@@ -39,6 +39,12 @@ class WorkerSettings(BaseSettings):
     )
     queue_name: str = Field(default=c.DEFAULT_QUEUE_NAME, min_length=1, max_length=200)
     worker_concurrency: int = Field(default=c.DEFAULT_CONCURRENCY, ge=1, le=c.MAX_CONCURRENCY)
+    worker_prefetch: Annotated[int | None, shared.BlankIsNone] = Field(
+        default=None,
+        ge=0,
+        le=c.MAX_CONCURRENCY * c.DEFAULT_PREFETCH_FACTOR,
+        description="Jobs claimed ahead of a free slot; unset: 8 x the concurrency; 0: none.",
+    )
     tasks_module: str = Field(
         default=c.DEFAULT_TASKS_MODULE, description="Module(s) to import, comma-separated."
     )
@@ -79,6 +85,13 @@ class WorkerSettings(BaseSettings):
     @property
     def redacted_redis_url(self) -> str:
         return redact_url(self.redis_url.get_secret_value())
+
+    @property
+    def prefetch(self) -> int:
+        """WORKER_PREFETCH, or its default: DEFAULT_PREFETCH_FACTOR x the concurrency."""
+        if self.worker_prefetch is not None:
+            return self.worker_prefetch
+        return self.worker_concurrency * c.DEFAULT_PREFETCH_FACTOR
 
     @property
     def worker_id(self) -> str:
