@@ -59,7 +59,14 @@ class AutoscalingSpec(BaseModel):
         description="Jobs (ready + in flight) per worker; unset means the worker concurrency.",
     )
     activation_jobs: int = Field(default=1, ge=1)
-    poll_interval_seconds: int = Field(default=5, ge=1, le=300)
+    poll_interval_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=300,
+        description="How often the queue is read. Unset: 5 s for format jobqueue (an enqueue "
+        "wakes the autoscaler at once), 1 s for the other formats (polled unless Redis "
+        "keyspace notifications are on).",
+    )
     scale_down_stabilization_seconds: int = Field(default=60, ge=0, le=3600)
     cooldown_seconds: int = Field(default=120, ge=0, le=86400)
     paused: bool = False
@@ -72,6 +79,12 @@ class AutoscalingSpec(BaseModel):
                 f"autoscaling.maxReplicas ({self.max_replicas})"
             )
         return self
+
+    def poll_interval(self, *, foreign: bool) -> int:
+        """The effective poll interval: the explicit one, else the format's default."""
+        if self.poll_interval_seconds is not None:
+            return self.poll_interval_seconds
+        return c.POLL_INTERVAL_FOREIGN if foreign else c.POLL_INTERVAL_JOBQUEUE
 
     def target_per_worker(self, worker_concurrency: int) -> int:
         """The effective jobs-per-worker target: the explicit one, else the concurrency."""

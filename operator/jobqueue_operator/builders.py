@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from jobqueue_operator import constants as c
+from jobqueue_operator.formats import event_classes, wake_keys
 from jobqueue_operator.kubetypes import JSON, ChildKind, JobQueueRef, Manifest, ObjectMeta
 from jobqueue_operator.spec import (
     EnvFromSource,
     EnvVar,
     JobQueueSpec,
     ManagedRedis,
+    ProbesSpec,
+    QueueSpec,
     Resources,
     WorkerSpec,
     WorkerVolume,
@@ -81,10 +84,11 @@ class Pool:
     name: str
     component: str  # "worker" or "worker-<pool>": the child-name suffix and component label
     worker: WorkerSpec
-    queue: str  # its QUEUE_NAME
+    queue: str  # its QUEUE_NAME (another format's: the first of queue.names)
     replicas: int | None  # applied replicas; None while its autoscaler owns the field
     job_types: tuple[str, ...] = ()  # () for the default pool: every type not routed elsewhere
     min_replicas: int = 0  # its autoscaler's floor: the replicas a new Deployment starts with
+    source: QueueSpec = field(default_factory=QueueSpec)  # the format its depth is read in
 
 
 def pools(ref: JobQueueRef, spec: JobQueueSpec) -> tuple[Pool, ...]:
@@ -94,9 +98,10 @@ def pools(ref: JobQueueRef, spec: JobQueueSpec) -> tuple[Pool, ...]:
             c.DEFAULT_POOL,
             c.COMPONENT_WORKER,
             spec.worker,
-            spec.queue_identity(ref.namespace, ref.name),
+            spec.queue.names[0] if spec.queue.foreign else spec.queue_identity(*ref.key),
             worker_replicas(spec),
             min_replicas=spec.autoscaling.min_replicas,
+            source=spec.queue,
         )
     ]
     out += [
@@ -104,10 +109,11 @@ def pools(ref: JobQueueRef, spec: JobQueueSpec) -> tuple[Pool, ...]:
             p.name,
             pool_component(p.name),
             p,
-            spec.pool_queue(ref.namespace, ref.name, p.name),
+            p.queue.names[0] if p.queue.foreign else spec.pool_queue(*ref.key, p.name),
             p.replicas_applied(),
             tuple(p.job_types),
             min_replicas=p.autoscaling.min_replicas,
+            source=p.queue,
         )
         for p in spec.workers
     ]
@@ -269,8 +275,11 @@ def container_security_context() -> JSON:
     }
 
 
-def _http_probes() -> JSON:
-    def probe(path: str, period: int, failures: int) -> JSON:
+def _probes(probes: ProbesSpec) -> JSON:
+    """The container's probes: our images' /healthz and /readyz on port http, each replaced by
+    the spec's own probe (an image that is not ours) or left out when that one is disabled."""
+
+    def ours(path: str, period: int, failures: int) -> JSON:
         return {
             "httpGet": {"path": path, "port": c.HTTP_PORT_NAME},
             "periodSeconds": period,
@@ -278,10 +287,19 @@ def _http_probes() -> JSON:
             "failureThreshold": failures,
         }
 
-    return {
-        "livenessProbe": {**probe(c.HEALTHZ_PATH, 10, 3), "initialDelaySeconds": 5},
-        "readinessProbe": probe(c.READYZ_PATH, 5, 2),
+    defaults = {
+        "livenessProbe": (
+            probes.liveness,
+            {**ours(c.HEALTHZ_PATH, 10, 3), "initialDelaySeconds": 5},
+        ),
+        "readinessProbe": (probes.readiness, ours(c.READYZ_PATH, 5, 2)),
     }
+    out: JSON = {}
+    for key, (given, default) in defaults.items():
+        probe = default if given is None else given.manifest()
+        if probe is not None:
+            out[key] = probe
+    return out
 
 
 def _env_value(name: str, value: str | int) -> JSON:
@@ -290,6 +308,20 @@ def _env_value(name: str, value: str | int) -> JSON:
 
 def _env_secret(name: str, secret: str, key: str) -> JSON:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _command(command: list[str], args: list[str]) -> JSON:
+    """The container's command and args, each only when given (else the image's own)."""
+    return {k: list(v) for k, v in (("command", command), ("args", args)) if v}
+
+
+def _redis_env(secret: str) -> list[JSON]:
+    """REDIS_URL and its alias TASK_QUEUE_URL (the name seed 001's apps read), both from the
+    Deployment's own Secret."""
+    return [
+        _env_secret(c.ENV_REDIS_URL, secret, c.SECRET_KEY_REDIS_URL),
+        _env_secret(c.ENV_TASK_QUEUE_URL, secret, c.SECRET_KEY_REDIS_URL),
+    ]
 
 
 def _env_pod_name() -> JSON:
@@ -442,8 +474,8 @@ def api_deployment(
     to their queues."""
     secret = child_name(ref.name, c.COMPONENT_API)
     env = [
-        _env_secret(c.ENV_REDIS_URL, secret, c.SECRET_KEY_REDIS_URL),
-        _env_value(c.ENV_QUEUE_NAME, spec.queue_identity(ref.namespace, ref.name)),
+        *_redis_env(secret),
+        _env_value(c.ENV_QUEUE_NAME, pools(ref, spec)[0].queue),
         _env_value(c.ENV_PORT, c.HTTP_PORT),
         _env_pod_name(),
     ]
@@ -456,10 +488,11 @@ def api_deployment(
         "name": c.COMPONENT_API,
         "image": spec.api.image or images.api,
         "imagePullPolicy": images.pull_policy,
+        **_command(spec.api.command, spec.api.args),
         "ports": [{"name": c.HTTP_PORT_NAME, "containerPort": c.HTTP_PORT, "protocol": "TCP"}],
         "env": env + _copied_env(secret, copied or {}) + _user_env(spec.api.env),
         **_env_from(spec.api.env_from),
-        **_http_probes(),
+        **_probes(spec.api.probes),
         **_resources(spec.api.resources),
         "securityContext": container_security_context(),
         "volumeMounts": [_tmp_mount()],
@@ -521,7 +554,7 @@ def worker_deployment(
     worker = pool.worker
     secret = child_name(ref.name, pool.component)
     env = [
-        _env_secret(c.ENV_REDIS_URL, secret, c.SECRET_KEY_REDIS_URL),
+        *_redis_env(secret),
         _env_value(c.ENV_QUEUE_NAME, pool.queue),
         _env_value(c.ENV_WORKER_CONCURRENCY, worker.concurrency),
         _env_value(c.ENV_JOB_TIMEOUT, worker.job_timeout_seconds),
@@ -533,16 +566,11 @@ def worker_deployment(
         "name": c.COMPONENT_WORKER,
         "image": worker.image or images.worker,
         "imagePullPolicy": images.pull_policy,
-    }
-    if worker.command:
-        container["command"] = list(worker.command)
-    if worker.args:
-        container["args"] = list(worker.args)
-    container |= {
+        **_command(worker.command, worker.args),
         "ports": [{"name": c.HTTP_PORT_NAME, "containerPort": c.HTTP_PORT, "protocol": "TCP"}],
         "env": env + _copied_env(secret, copied or {}) + _user_env(worker.env),
         **_env_from(worker.env_from),
-        **_http_probes(),
+        **_probes(worker.probes),
         **_resources(worker.resources),
         "securityContext": container_security_context(),
         "volumeMounts": [_tmp_mount(), *(_worker_mount(v) for v in worker.volumes)],
@@ -639,8 +667,18 @@ def managed_redis_url(ref: JobQueueRef, password: str) -> str:
     return f"redis://:{quote(password, safe='')}@{managed_redis_host(ref)}:{c.REDIS_PORT}/0"
 
 
-def redis_conf(managed: ManagedRedis, password: str) -> str:
-    """redis.conf of the managed Redis: AOF every second, never evict a job (seed 002)."""
+def keyspace_events(spec: JobQueueSpec) -> str:
+    """The ``notify-keyspace-events`` a managed Redis needs so every pool's queue in another
+    format wakes its autoscaler at once ("" when every queue is ours: our protocol publishes
+    its own events, and notifications cost Redis CPU on every write)."""
+    queues = [spec.queue, *(p.queue for p in spec.workers)]
+    types = {t for q in queues if q.foreign for w in wake_keys(q.layout()) for t in w.types}
+    return event_classes(types) if types else ""
+
+
+def redis_conf(managed: ManagedRedis, password: str, notify: str = "") -> str:
+    """redis.conf of the managed Redis: AOF every second, never evict a job (seed 002), and
+    the keyspace notifications ``notify`` (see :func:`keyspace_events`)."""
     lines = [
         "bind * -::*",
         f"port {c.REDIS_PORT}",
@@ -653,17 +691,21 @@ def redis_conf(managed: ManagedRedis, password: str) -> str:
     ]
     if managed.max_memory:
         lines.append(f"maxmemory {managed.max_memory}")
+    if notify:
+        lines.append(f"notify-keyspace-events {notify}")
     return "\n".join(lines) + "\n"
 
 
-def redis_secret(ref: JobQueueRef, managed: ManagedRedis, password: str) -> Manifest:
+def redis_secret(
+    ref: JobQueueRef, managed: ManagedRedis, password: str, notify: str = ""
+) -> Manifest:
     """``<name>-redis``: the generated password and the redis.conf that carries it."""
     return _secret(
         ref,
         c.COMPONENT_REDIS,
         {
             c.SECRET_KEY_REDIS_PASSWORD: password,
-            c.SECRET_KEY_REDIS_CONF: redis_conf(managed, password),
+            c.SECRET_KEY_REDIS_CONF: redis_conf(managed, password, notify),
         },
     )
 
@@ -829,7 +871,7 @@ def desired_children(
     managed = spec.redis.managed
     if managed is not None:
         assert material.redis_password is not None
-        secret = redis_secret(ref, managed, material.redis_password)
+        secret = redis_secret(ref, managed, material.redis_password, keyspace_events(spec))
         if managed.network_policy.enabled:  # before the pod it guards
             children.append(redis_network_policy(ref, spec, operator))
         children += [

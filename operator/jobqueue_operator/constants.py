@@ -102,6 +102,7 @@ REASON_SOURCE_MISSING: Final = "SourceSecretMissing"
 REASON_INVALID_SPEC: Final = "InvalidSpec"
 REASON_APPLY_FAILED: Final = "ApplyFailed"
 REASON_SCALE_FAILED: Final = "ScaleFailed"  # the autoscaler could not read or scale
+REASON_QUEUE_FORMAT: Final = "QueueFormatMismatch"  # a key is not what spec.queue.format reads
 CONDITION_EXPOSED: Final = "Exposed"  # the API's Ingress / HTTPRoute
 REASON_EXPOSED: Final = "Exposed"
 REASON_NOT_EXPOSED: Final = "NotRequested"
@@ -110,6 +111,10 @@ REASON_REDIS_OK: Final = "Connected"  # the same reasons as the autoscaler's
 REASON_REDIS_FAILED: Final = "ConnectionFailed"
 REASON_REDIS_UNKNOWN: Final = "NotChecked"
 MESSAGE_REDIS_OK: Final = "the queue is readable"
+
+# Autoscaling: how often the queue is read when nothing wakes the autoscaler earlier.
+POLL_INTERVAL_JOBQUEUE: Final = 5  # our protocol publishes every enqueue: polls are a backstop
+POLL_INTERVAL_FOREIGN: Final = 1  # other formats: polled, unless keyspace notifications are on
 
 # Spec limits.
 MAX_WORKER_REPLICAS: Final = 1000  # worker.replicas and autoscaling.min/maxReplicas

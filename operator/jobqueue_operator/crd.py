@@ -57,7 +57,6 @@ EXTRA_DESCRIPTIONS: Final[Mapping[str, str]] = {
     "autoscaling.minReplicas": "Fewest workers (0 = scale to zero when idle).",
     "autoscaling.maxReplicas": "Most workers.",
     "autoscaling.activationJobs": "Jobs waiting before scaling up from zero.",
-    "autoscaling.pollIntervalSeconds": "How often the queue is read (enqueues also wake it).",
     "autoscaling.scaleDownStabilizationSeconds": (
         "Scale down only to the highest recommendation of this window."
     ),
@@ -167,6 +166,22 @@ def _counts(*names: str) -> JSON:
     return {"type": "object", "properties": {n: dict(_QUANTITY_STATUS) for n in names}}
 
 
+def _queue_status() -> JSON:
+    """status.queue (and each pool's): the depth as last read, in which format, and how the
+    autoscaler notices new work."""
+    queue = _counts("ready", "inFlight", "delayed", "dead")
+    queue["properties"]["format"] = {
+        "type": "string",
+        "description": "The queue's format (spec.queue.format).",
+    }
+    queue["properties"]["wakeup"] = {
+        "type": "string",
+        "description": "How the autoscaler notices new work: events (the jobqueue protocol's "
+        "channel), keyspace-notifications (Redis), or polling (every pollIntervalSeconds).",
+    }
+    return queue
+
+
 def status_schema() -> JSON:
     """The structural schema of ``status`` (the reconcile's fields and the autoscaler's)."""
     workers = _counts("desired", "replicas", "ready")
@@ -208,10 +223,7 @@ def status_schema() -> JSON:
             },
             "api": {**_counts("desired", "replicas", "ready"), "description": "API pods."},
             "workers": {**workers, "description": "Worker pods."},
-            "queue": {
-                **_counts("ready", "inFlight", "delayed", "dead"),
-                "description": "Jobs in the queue, as last read.",
-            },
+            "queue": {**_queue_status(), "description": "Jobs in the queue, as last read."},
             "desiredWorkers": {
                 **_QUANTITY_STATUS,
                 "description": "The autoscaler's last decision.",
@@ -263,7 +275,7 @@ def status_schema() -> JSON:
                 "additionalProperties": {
                     "type": "object",
                     "properties": {
-                        "queue": _counts("ready", "inFlight", "delayed", "dead"),
+                        "queue": _queue_status(),
                         "desiredWorkers": dict(_QUANTITY_STATUS),
                         "lastScaleTime": {"type": "string", "format": "date-time"},
                         "reason": {"type": "string"},
@@ -304,6 +316,8 @@ PRINTER_COLUMNS: Final = (
     {"name": "InFlight", "type": "integer", "jsonPath": ".status.queue.inFlight"},
     {"name": "Pools", "type": "string", "jsonPath": ".status.pools[*].name"},
     {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": 1},
+    {"name": "Format", "type": "string", "jsonPath": ".status.queue.format", "priority": 1},
+    {"name": "Wakeup", "type": "string", "jsonPath": ".status.queue.wakeup", "priority": 1},
     {
         "name": "Schedules",
         "type": "string",

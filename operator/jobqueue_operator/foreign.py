@@ -53,17 +53,17 @@ from jobqueue_operator.formats import (
     wake_keys,
     with_notifications,
 )
-from jobqueue_operator.scaler import (
+from jobqueue_operator.ports import (
     PUBSUB_HEALTH_CHECK_INTERVAL,
     PUBSUB_READ_TIMEOUT,
     REDIS_CONNECT_TIMEOUT,
     REDIS_TIMEOUT,
     QueueSnapshot,
+    Wakeup,
 )
 
 log = logging.getLogger(__name__)
 
-Wakeup = Literal["keyspace-notifications", "polling"]
 KEYSPACE_NOTIFICATIONS: Final = "keyspace-notifications"
 POLLING: Final = "polling"
 RECHECK_INTERVAL: Final = 60.0  # seconds between re-reads of notify-keyspace-events
@@ -195,6 +195,10 @@ class ForeignMetricsSource:
         self._recheck = recheck_interval
         self._redis: AnyRedis | None = None
         self._wakeup: Wakeup = POLLING
+
+    @property
+    def format(self) -> str:
+        return self.spec.format.value
 
     @property
     def wakeup(self) -> Wakeup:

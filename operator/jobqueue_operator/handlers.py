@@ -34,10 +34,11 @@ from jobqueue_operator import metrics, redisops, schedules
 from jobqueue_operator.builders import Images, child_name, pool_component
 from jobqueue_operator.kube import Kube, KubeError, load_api_client
 from jobqueue_operator.kubetypes import JobQueueRef
+from jobqueue_operator.ports import ScalerConfig
 from jobqueue_operator.reconcile import EventType, Reconciler, RetryLater
-from jobqueue_operator.scaler import ReplicaCache, ScalerConfig, run_scaler
+from jobqueue_operator.scaler import ReplicaCache, run_scaler
 from jobqueue_operator.settings import OperatorSettings, get_settings
-from jobqueue_operator.spec import JobQueueSpec, ScheduleSpec, SpecError, parse_spec
+from jobqueue_operator.spec import JobQueueSpec, QueueSpec, ScheduleSpec, SpecError, parse_spec
 from jobqueue_operator.status import Fired, schedule_status
 
 log = logging.getLogger(__name__)
@@ -275,12 +276,13 @@ def _parsed(spec: Mapping[str, Any]) -> JobQueueSpec | None:
         return None
 
 
-def _scaled_pools(parsed: JobQueueSpec | None) -> tuple[str, ...]:
-    """The pools with autoscaling on: ``default`` (spec.worker) and those of spec.workers."""
+def _scaled_pools(parsed: JobQueueSpec | None) -> tuple[tuple[str, QueueSpec], ...]:
+    """The pools with autoscaling on, each with its queue's format: ``default`` (spec.worker)
+    and those of spec.workers."""
     if parsed is None:
         return ()
-    out = [c.DEFAULT_POOL] if parsed.autoscaling.enabled else []
-    return tuple(out + [p.name for p in parsed.workers if p.autoscaling.enabled])
+    out = [(c.DEFAULT_POOL, parsed.queue)] if parsed.autoscaling.enabled else []
+    return tuple(out + [(p.name, p.queue) for p in parsed.workers if p.autoscaling.enabled])
 
 
 def _autoscaling_enabled(spec: Mapping[str, Any], **_: Any) -> bool:
@@ -352,15 +354,17 @@ async def autoscaler(
         def config() -> ScalerConfig:
             parsed = current()
             if pool == c.DEFAULT_POOL:
-                return ScalerConfig(parsed.autoscaling, parsed.worker.concurrency)
+                return ScalerConfig(
+                    parsed.autoscaling, parsed.worker.concurrency, parsed.queue.foreign
+                )
             spec_of = {p.name: p for p in parsed.workers}.get(pool)
             if spec_of is None:  # removed: the pool-set watch stops this loop shortly
                 return ScalerConfig(parsed.autoscaling.model_copy(update={"paused": True}))
-            return ScalerConfig(spec_of.autoscaling, spec_of.concurrency)
+            return ScalerConfig(spec_of.autoscaling, spec_of.concurrency, spec_of.queue.foreign)
 
         return config
 
-    async def pools_change(seen: tuple[str, ...]) -> None:
+    async def pools_change(seen: tuple[tuple[str, QueueSpec], ...]) -> None:
         # kopf's live spec has no change event to wait on: look at it every second
         while _scaled_pools(current()) == seen:  # noqa: ASYNC110
             await asyncio.sleep(POOL_SET_CHECK_INTERVAL)
@@ -375,7 +379,8 @@ async def autoscaler(
             stopped.wait, _url_change(reconciler, key, url), functools.partial(pools_change, scaled)
         )
         loops = []
-        for pool in scaled:
+        allow_config = current().redis.allow_config
+        for pool, queue in scaled:
             default = pool == c.DEFAULT_POOL
             loops.append(
                 run_scaler(
@@ -396,6 +401,8 @@ async def autoscaler(
                     stopped=stop,
                     pool=None if default else pool,
                     replicas_cache=_replica_cache(memo),
+                    queue=queue,
+                    allow_config=allow_config,
                 )
             )
         if not loops:

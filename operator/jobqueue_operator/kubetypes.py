@@ -99,3 +99,13 @@ class JobQueueRef:
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class CondSpec:
+    """A condition as decided, before times are attached (the reconcile's and the autoscaler's)."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str

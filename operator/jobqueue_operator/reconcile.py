@@ -28,16 +28,17 @@ from jobqueue_operator import builders, diffing, redisops, scaler
 from jobqueue_operator import constants as c
 from jobqueue_operator.builders import Images, OperatorPeer, SecretMaterial
 from jobqueue_operator.kube import CHILD_KINDS, Kube, KubeError
-from jobqueue_operator.kubetypes import JSON, JobQueueRef, Manifest
+from jobqueue_operator.kubetypes import JSON, CondSpec, JobQueueRef, Manifest
 from jobqueue_operator.redisops import NOT_CHECKED, RedisCheck
 from jobqueue_operator.spec import (
     JobQueueSpec,
+    QueueSpec,
     SecretKeySelector,
     SecretRef,
     SpecError,
     parse_spec,
 )
-from jobqueue_operator.status import CondSpec, Problem, desired_status, status_patch, transitions
+from jobqueue_operator.status import Problem, desired_status, status_patch, transitions
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class _Locks:
         self.locks.pop(key, None)
 
 
-RedisChecker = Callable[[str, str], Awaitable[RedisCheck]]
+RedisChecker = Callable[[str, QueueSpec, str], Awaitable[RedisCheck]]
 Purger = Callable[[str, str], Awaitable[int]]
 
 
@@ -287,6 +288,10 @@ class Reconciler:
         self.urls.publish(ref.key, material.redis_url)
         redis = await self._check_redis(ref, spec, material.redis_url)
         failed = Problem(c.REASON_APPLY_FAILED, "; ".join(errors)) if errors else None
+        if failed is None and redis.format_error is not None:
+            failed = Problem(
+                c.REASON_QUEUE_FORMAT, f"the queue cannot be read: {redis.format_error}"
+            )
         if applied:
             self.post_event(ref, "Normal", c.EVENT_APPLIED, ", ".join(applied))
             log.info("applied %s: %s", ref, ", ".join(applied))
@@ -474,12 +479,13 @@ class Reconciler:
     async def _check_redis(self, ref: JobQueueRef, spec: JobQueueSpec, url: str) -> RedisCheck:
         """Read the queue, at most once per REDIS_CHECK_TTL per JobQueue and URL."""
         queue = spec.queue_identity(ref.namespace, ref.name)
-        fingerprint = hashlib.sha256(f"{url}\n{queue}".encode()).hexdigest()
+        source = spec.queue.model_dump_json()
+        fingerprint = hashlib.sha256(f"{url}\n{queue}\n{source}".encode()).hexdigest()
         cached = self._redis_cache.get(ref.key)
         now = self.clock()
         if cached and cached[0] == fingerprint and now - cached[1] < c.REDIS_CHECK_TTL:
             return cached[2]
-        result = await self.redis_check(url, queue)
+        result = await self.redis_check(url, spec.queue, queue)
         self._redis_cache[ref.key] = (fingerprint, now, result)
         return result
 

@@ -8,6 +8,7 @@ Errors come back as messages with every secret value masked: they end up in stat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from dataclasses import dataclass
 import jobqueue
 from jobqueue import AnyRedis, Queue
 from jobqueue_operator import constants as c
+from jobqueue_operator.formats import QueueFormatError
+from jobqueue_operator.sources import open_source
+from jobqueue_operator.spec import QueueSpec
 
 _URL_CREDENTIALS = re.compile(
     r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@"
@@ -47,23 +51,28 @@ class QueueCounts:
     in_flight: int
     delayed: int
     dead: int
+    format: str = "jobqueue"
 
-    def status(self) -> dict[str, int]:
+    def status(self) -> dict[str, int | str]:
         return {
             "ready": self.ready,
             "inFlight": self.in_flight,
             "delayed": self.delayed,
             "dead": self.dead,
+            "format": self.format,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class RedisCheck:
-    """The outcome of reading a queue: ``ok`` None means it was not checked."""
+    """The outcome of reading a queue: ``ok`` None means it was not checked. ``format_error``:
+    Redis answered, but a key is not what the queue's format reads (e.g. a hash where format
+    list reads a list): nothing is counted, and the JobQueue is Degraded until it is fixed."""
 
     ok: bool | None
     message: str
     counts: QueueCounts | None = None
+    format_error: str | None = None
 
 
 NOT_CHECKED = RedisCheck(None, "the Redis URL is not known")
@@ -81,21 +90,23 @@ def client(url: str) -> AnyRedis:
     )
 
 
-async def check(url: str, queue_name: str) -> RedisCheck:
-    """Read the queue's depth once (one round trip); never raises."""
-    redis: AnyRedis | None = None
+async def check(url: str, queue: QueueSpec, queue_name: str) -> RedisCheck:
+    """Read the queue's depth once, in its format (``queue_name``: our protocol's queue);
+    never raises."""
+    source = open_source(url, queue, queue_name)
     try:
-        redis = client(url)
         async with asyncio.timeout(c.REDIS_CHECK_TIMEOUT * 2):
-            stats = await Queue(redis, queue_name).stats()
+            got = await source.snapshot()
     except asyncio.CancelledError:
         raise
+    except QueueFormatError as exc:
+        return RedisCheck(True, c.MESSAGE_REDIS_OK, format_error=redact(str(exc), (url,)))
     except Exception as exc:
         return RedisCheck(False, describe(exc, (url,)))
     finally:
-        if redis is not None:
-            await redis.aclose()
-    counts = QueueCounts(stats.ready, stats.in_flight, stats.delayed, stats.dead)
+        with contextlib.suppress(Exception):
+            await source.close()
+    counts = QueueCounts(got.ready, got.in_flight, got.delayed, got.dead, queue.format)
     return RedisCheck(True, c.MESSAGE_REDIS_OK, counts)
 
 

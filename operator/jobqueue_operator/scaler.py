@@ -39,16 +39,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any
 
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
-
-from jobqueue import AnyRedis, Queue, connect_any
 from jobqueue_operator import constants as c
 from jobqueue_operator.autoscaling import (
     POD_DELETION_COST_ANNOTATION,
-    AutoscalingSpec,
     Decision,
     Reason,
     Recommendation,
@@ -62,18 +57,28 @@ from jobqueue_operator.autoscaling import (
     remember,
 )
 from jobqueue_operator.builders import child_name
+from jobqueue_operator.ports import (
+    REDIS_TIMEOUT,
+    Condition,
+    EventType,
+    MetricsSource,
+    QueueSnapshot,
+    Reporter,
+    ScalerConfig,
+    ScalerStatus,
+    ScaleTarget,
+    StopFlag,
+)
 from jobqueue_operator.redisops import describe, redact
-from jobqueue_operator.status import CondSpec, merge_conditions
+from jobqueue_operator.sources import open_source
+from jobqueue_operator.spec import QueueSpec
+from jobqueue_operator.status import merge_conditions
 
 log = logging.getLogger(__name__)
 
 # Timing of the loop (seconds).
 MIN_EVALUATION_GAP = 0.05  # notifications closer than this coalesce into one evaluation
 STATUS_MIN_INTERVAL = 5.0  # queue numbers alone are written at most this often
-REDIS_TIMEOUT = 5.0  # one read of the queue, connect included
-REDIS_CONNECT_TIMEOUT = 2.0
-PUBSUB_READ_TIMEOUT = 1.0  # get_message wait; also how often the health check may run
-PUBSUB_HEALTH_CHECK_INTERVAL = 10  # PING an idle subscription this often (dead peers)
 RECONNECT_BACKOFF_INITIAL = 0.2
 RECONNECT_BACKOFF_MAX = 10.0
 KUBERNETES_ERROR_RETRY = 2.0  # a failed Kubernetes call is retried this soon
@@ -83,126 +88,6 @@ FIELD_MANAGER = "jobqueue-autoscaler"  # not the reconcile's: it owns spec.repli
 MERGE_PATCH = "application/merge-patch+json"  # the client would pick json-patch for a dict
 APPLY_PATCH = "application/apply-patch+yaml"
 STATUS_CONFLICT_RETRIES = 5
-
-EventType = Literal["Normal", "Warning"]
-#: A ``metav1.Condition`` without its times: the status module's, shared with the reconcile.
-Condition = CondSpec
-
-
-# ---------------------------------------------------------------------------------------------
-# Values that cross the ports
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSnapshot:
-    """What one read of the queue returns: depth, and the workers' heartbeats."""
-
-    ready: int
-    in_flight: int
-    delayed: int
-    dead: int
-    workers: tuple[WorkerHeartbeat, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ScalerStatus:
-    """The status fields the scaler owns on its JobQueue."""
-
-    queue: QueueSnapshot | None  # None: unreadable, keep the last numbers written
-    desired_workers: int | None
-    last_scale_time: str | None  # RFC 3339, UTC
-    conditions: tuple[Condition, ...]
-
-    def fields(self) -> dict[str, Any]:
-        """The status fields as a JSON merge patch body (without conditions)."""
-        body: dict[str, Any] = {}
-        if self.queue is not None:
-            body["queue"] = {
-                "ready": self.queue.ready,
-                "inFlight": self.queue.in_flight,
-                "delayed": self.queue.delayed,
-                "dead": self.queue.dead,
-            }
-        if self.desired_workers is not None:
-            body["desiredWorkers"] = self.desired_workers
-        if self.last_scale_time is not None:
-            body["lastScaleTime"] = self.last_scale_time
-        return body
-
-    def written(self) -> tuple[object, ...]:
-        """Everything that ends up in the object: equal means nothing to write."""
-        return (self.fields(), self.conditions)
-
-    def significant(self) -> tuple[object, ...]:
-        """What must be written at once when it changes (not the queue numbers)."""
-        return (
-            self.desired_workers,
-            self.last_scale_time,
-            tuple((x.type, x.status, x.reason) for x in self.conditions),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ScalerConfig:
-    """The live configuration of one scaler (re-read before every evaluation)."""
-
-    spec: AutoscalingSpec
-    worker_concurrency: int = 1
-
-    @property
-    def target_per_worker(self) -> int:
-        return self.spec.target_per_worker(self.worker_concurrency)
-
-
-# ---------------------------------------------------------------------------------------------
-# Ports
-
-
-class MetricsSource(Protocol):
-    """Reads one queue; raises on any failure (an error is never an empty queue)."""
-
-    async def snapshot(self) -> QueueSnapshot: ...
-
-    async def watch(self, wake: Callable[[], None]) -> None:
-        """Subscribe to the queue's notifications and call ``wake()`` once subscribed
-        (something may have been missed) and on every enqueue; return or raise when the
-        subscription ends."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-class ScaleTarget(Protocol):
-    """The worker Deployment."""
-
-    async def replicas(self, *, cached: bool = False) -> int | None:
-        """spec.replicas, or None when the Deployment does not exist. ``cached``: a count a
-        watch delivered is good enough (a target without a cache reads the API anyway)."""
-        ...
-
-    async def scale(self, replicas: int) -> None: ...
-
-    async def adopt(self, replicas: int) -> None:
-        """Take (co-)ownership of spec.replicas at its current value, so another field manager
-        dropping the field never resets it (see :func:`replicas_handover_needed`)."""
-        ...
-
-    async def prefer_idle(self, workers: Sequence[WorkerHeartbeat]) -> None:
-        """Mark pods so the next scale-down removes idle workers first; raises when a mark
-        could not be written (the loop scales down anyway)."""
-        ...
-
-
-class Reporter(Protocol):
-    async def report(self, status: ScalerStatus) -> None: ...
-
-    async def event(self, type_: EventType, reason: str, message: str) -> None: ...
-
-
-class StopFlag(Protocol):
-    """kopf's ``stopped`` kwarg of async daemons (``DaemonStopped``) fits."""
-
-    def wait(self) -> Awaitable[object]: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,7 +173,7 @@ class Scaler:
                 self._wake.clear()
                 last = self.clock()
                 retry = await self.evaluate(fresh=fresh)
-                poll = float(self.config().spec.poll_interval_seconds)
+                poll = self.config().poll_interval
                 timeout = min(poll, KUBERNETES_ERROR_RETRY) if retry else poll
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=timeout)
@@ -545,6 +430,8 @@ class Scaler:
             desired_workers=mem.last_desired,
             last_scale_time=mem.last_scale_time,
             conditions=(scaling, redis),
+            format=self.metrics.format,
+            wakeup=self.metrics.wakeup,
         )
         previous = mem.reported
         if previous is not None and status.significant() == previous.significant():
@@ -580,85 +467,6 @@ class Scaler:
 
 # ---------------------------------------------------------------------------------------------
 # Concrete ports: Redis (the jobqueue protocol) and Kubernetes (the client, in threads)
-
-
-class RedisMetricsSource:
-    """Reads a queue through the ``jobqueue`` protocol; subscribes to ``queue.keys.events``.
-
-    Standalone Redis and Redis Cluster (``redis+cluster://``) both work; on a cluster the
-    subscription listens on the node that owns the queue's hash slot.
-    """
-
-    def __init__(self, url: str, queue_name: str) -> None:
-        self._url = url
-        self._queue_name = queue_name
-        self._redis: AnyRedis | None = None
-        self._queue: Queue | None = None
-        self._pubsub_client: Redis | None = None
-
-    def _open(self) -> Queue:
-        if self._queue is None:
-            # Every scheme the workers take (redis://, rediss://, unix://, redis+cluster://,
-            # rediss+cluster://); on a cluster the options reach each node's connections,
-            # the subscriber's included (see _subscriber).
-            redis = connect_any(
-                self._url,
-                socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
-                socket_timeout=REDIS_TIMEOUT,
-                health_check_interval=PUBSUB_HEALTH_CHECK_INTERVAL,
-            )
-            self._redis = redis
-            self._queue = Queue(redis, self._queue_name)
-        return self._queue
-
-    async def snapshot(self) -> QueueSnapshot:
-        queue = self._open()
-        stats, workers = await asyncio.gather(queue.stats(), queue.workers())
-        return QueueSnapshot(
-            ready=stats.ready,
-            in_flight=stats.in_flight,
-            delayed=stats.delayed,
-            dead=stats.dead,
-            workers=tuple(workers),
-        )
-
-    async def _subscriber(self, queue: Queue) -> Redis:
-        redis = queue.redis
-        if not isinstance(redis, RedisCluster):
-            return redis
-        if self._pubsub_client is None:
-            await redis.initialize()
-            node = redis.get_node_from_key(queue.keys.events)
-            if node is None:
-                raise ConnectionError(f"no cluster node serves {queue.keys.events}")
-            pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
-            self._pubsub_client = Redis(connection_pool=pool)
-        return self._pubsub_client
-
-    async def watch(self, wake: Callable[[], None]) -> None:
-        queue = self._open()
-        pubsub = (await self._subscriber(queue)).pubsub()
-        try:
-            await pubsub.subscribe(queue.keys.events)
-            while True:
-                message = await pubsub.get_message(timeout=PUBSUB_READ_TIMEOUT)
-                if message is None:
-                    continue
-                # wake once subscribed (the server delivers from here on: nothing slips
-                # between this evaluation and the next notification), then on every message
-                if message.get("type") in ("subscribe", "message"):
-                    wake()
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    async def close(self) -> None:
-        redis, self._redis, self._queue = self._redis, None, None
-        client, self._pubsub_client = self._pubsub_client, None
-        if client is not None:
-            await client.aclose()
-        if redis is not None:
-            await redis.aclose()
 
 
 def replicas_handover_needed(
@@ -989,6 +797,8 @@ async def run_scaler(
     stopped: StopFlag | None = None,
     pool: str | None = None,
     replicas_cache: ReplicaCache | None = None,
+    queue: QueueSpec | None = None,
+    allow_config: bool = False,
 ) -> None:
     """Run the autoscaler of JobQueue ``namespace/name`` until ``stopped`` or cancelled.
 
@@ -998,13 +808,15 @@ async def run_scaler(
     Deployment defaults to ``<name>-worker``. ``pool``: the name of a pool of ``spec.workers``
     (its status goes to ``status.poolScaling.<pool>``, see :class:`PoolReporter`).
     ``replicas_cache``: where a watch keeps the Deployments' replica counts (polls read it).
+    ``queue``: the pool's queue format (default: ``queue_name`` in our protocol); a foreign
+    format is read where that library keeps it (``allow_config``: ``spec.redis.allowConfig``).
     """
     from kubernetes import client
 
     api = api_client if api_client is not None else client.ApiClient()
     get_config = config if callable(config) else (lambda: config)
     scaler = Scaler(
-        metrics=RedisMetricsSource(redis_url, queue_name),
+        metrics=open_source(redis_url, queue or QueueSpec(), queue_name, allow_config=allow_config),
         target=KubernetesScaleTarget(
             api,
             namespace,

@@ -13,12 +13,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from jobqueue_operator import constants as c
 from jobqueue_operator import schedules
 from jobqueue_operator.autoscaling import AutoscalingSpec
+from jobqueue_operator.formats import Format, FormatSpec
 
 __all__ = [
     "ApiSpec",
@@ -69,6 +78,15 @@ DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 SCHEDULE_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 VOLUME_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 TIME_ZONE_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+#: A Redis key or another library's queue name: any printable text without white space.
+QUEUE_KEY_PATTERN: Final = r"^\S+$"
+PORT_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # IANA_SVC_NAME, as in a Pod
+MAX_QUEUE_NAMES: Final = 32
+#: The queue formats: our own protocol, plain keys, and the layouts of other job libraries.
+QueueFormat = Literal["jobqueue", "list", "keys", "celery", "rq", "dramatiq", "arq", "bullmq"]
+JOBQUEUE_FORMAT: Final = "jobqueue"
+#: Formats where the user names the in-flight keys (the others record in-flight work themselves).
+IN_FLIGHT_NAME_FORMATS: Final = ("list", "keys")
 
 Quantity = int | Annotated[str, Field(pattern=QUANTITY_PATTERN)]
 
@@ -124,6 +142,31 @@ MSG_VOLUME_MOUNT_PATH: Final = (
 MSG_VOLUME_NAME_RESERVED: Final = f"volumes.name must not be {c.TMP_VOLUME!r} (the operator's own)"
 MSG_VOLUME_NAMES_UNIQUE: Final = "volumes: every volume needs a different name"
 MSG_VOLUME_PATHS_UNIQUE: Final = "volumes: every volume needs a different mountPath"
+MSG_QUEUE_NAMES_JOBQUEUE: Final = (
+    "queue.names is only for other formats: with format jobqueue the queue is the JobQueue's "
+    "own (queueName)"
+)
+MSG_QUEUE_NAMES_REQUIRED: Final = (
+    "queue.names is required with a format other than jobqueue: the Redis keys or the "
+    "library's queue names the workers read"
+)
+MSG_IN_FLIGHT_NAMES: Final = (
+    "queue.inFlightNames is only for formats list and keys (the libraries' formats record "
+    "their in-flight jobs themselves)"
+)
+MSG_FOREIGN_API: Final = (
+    "a queue format other than jobqueue needs your own API image (api.image) or "
+    "api.enabled: false: the built-in API enqueues in the jobqueue format, where your "
+    "workers never look"
+)
+MSG_FOREIGN_SCHEDULES: Final = (
+    "schedules enqueue jobs in the jobqueue format: they need queue.format jobqueue"
+)
+MSG_POOL_JOB_TYPES: Final = (
+    "spec.workers: a pool of format jobqueue needs jobTypes (the job types the API routes to "
+    "it); a pool of another format takes none (its own producers choose its queue)"
+)
+MSG_PROBE_ONE: Final = "a probe sets exactly one of httpGet, tcpSocket or exec, or disabled: true"
 MSG_STORAGE_IMMUTABLE: Final = (
     "redis.managed.storage and storageClassName cannot be changed after creation"
 )
@@ -259,6 +302,13 @@ class RedisSpec(Model):
     )
     managed: ManagedRedis | None = Field(
         default=None, description="Let the operator run a Redis for this queue."
+    )
+    allow_config: bool = Field(
+        default=False,
+        description="May the operator turn on Redis keyspace notifications (CONFIG SET "
+        "notify-keyspace-events) so a queue in another format wakes the autoscaler at once? "
+        "Without it an external Redis is never reconfigured (its queue is polled unless they "
+        "are already on); a managed Redis has them on whenever a pool's format needs them.",
     )
 
     @field_validator("url")
@@ -562,6 +612,148 @@ class WorkerVolume(Model):
         return self
 
 
+QueueKey = Annotated[str, Field(min_length=1, max_length=512, pattern=QUEUE_KEY_PATTERN)]
+
+
+class QueueSpec(Model):
+    """Where the workers' jobs wait: the jobqueue protocol (our images), or the keys of the
+    workers a user already has (a plain list, any keys, or a job library's own layout). The
+    operator reads the depth there for status and autoscaling; it never writes those keys."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                f"self.format != '{JOBQUEUE_FORMAT}' || !has(self.names) || self.names.size() == 0",
+                MSG_QUEUE_NAMES_JOBQUEUE,
+            ),
+            _cel(
+                f"self.format == '{JOBQUEUE_FORMAT}' || (has(self.names) && self.names.size() > 0)",
+                MSG_QUEUE_NAMES_REQUIRED,
+            ),
+            _cel(
+                "self.format in ["
+                + ", ".join(f"'{f}'" for f in IN_FLIGHT_NAME_FORMATS)
+                + "] || !has(self.inFlightNames) || self.inFlightNames.size() == 0",
+                MSG_IN_FLIGHT_NAMES,
+            ),
+        )
+    )
+
+    format: QueueFormat = Field(
+        default=JOBQUEUE_FORMAT,
+        description="jobqueue (our images' protocol); list (plain Redis lists); keys (any "
+        "keys, each sized by its type); celery, rq, dramatiq, arq, bullmq (that library's "
+        "own Redis layout).",
+    )
+    names: list[QueueKey] = Field(
+        default_factory=list,
+        max_length=MAX_QUEUE_NAMES,
+        description="list and keys: the Redis keys holding waiting jobs; the libraries' "
+        "formats: their queue names (arq: the queue key, e.g. arq:queue). The first one is "
+        "the pods' QUEUE_NAME.",
+    )
+    in_flight_names: list[QueueKey] = Field(
+        default_factory=list,
+        max_length=MAX_QUEUE_NAMES,
+        description="list and keys: the keys holding jobs being worked on (the processing "
+        "lists of the BLMOVE/BRPOPLPUSH reliable-queue pattern), counted as in flight.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.format == JOBQUEUE_FORMAT and self.names:
+            raise ValueError(MSG_QUEUE_NAMES_JOBQUEUE)
+        if self.format != JOBQUEUE_FORMAT and not self.names:
+            raise ValueError(MSG_QUEUE_NAMES_REQUIRED)
+        if self.in_flight_names and self.format not in IN_FLIGHT_NAME_FORMATS:
+            raise ValueError(MSG_IN_FLIGHT_NAMES)
+        return self
+
+    @property
+    def foreign(self) -> bool:
+        """True for every format but our own protocol."""
+        return self.format != JOBQUEUE_FORMAT
+
+    def layout(self) -> FormatSpec:
+        """The key layout to read (``formats.py``); for the formats other than jobqueue."""
+        return FormatSpec(Format(self.format), tuple(self.names), tuple(self.in_flight_names))
+
+
+PortValue = int | Annotated[str, Field(max_length=15, pattern=PORT_NAME_PATTERN)]
+
+
+class HttpGetProbe(Model):
+    """An HTTP GET the kubelet sends; 200-399 passes."""
+
+    path: str = Field(
+        default="/", max_length=1024, pattern=HTTP_PATH_PATTERN, description="The path."
+    )
+    port: PortValue = Field(description="Container port number or name.")
+
+
+class TcpSocketProbe(Model):
+    """A TCP connect the kubelet tries."""
+
+    port: PortValue = Field(description="Container port number or name.")
+
+
+class ExecProbe(Model):
+    """A command run in the container; exit 0 passes."""
+
+    command: list[Annotated[str, Field(max_length=4096)]] = Field(
+        min_length=1, max_length=32, description="The command and its arguments."
+    )
+
+
+class ProbeSpec(Model):
+    """A Kubernetes probe (a subset of its shape): exactly one of httpGet, tcpSocket or exec,
+    or ``disabled: true`` for no probe of this kind."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                "[has(self.httpGet), has(self.tcpSocket), has(self.exec), "
+                "has(self.disabled) && self.disabled].filter(x, x).size() == 1",
+                MSG_PROBE_ONE,
+            )
+        )
+    )
+
+    http_get: HttpGetProbe | None = Field(default=None, description="An HTTP GET.")
+    tcp_socket: TcpSocketProbe | None = Field(default=None, description="A TCP connect.")
+    exec_: ExecProbe | None = Field(default=None, alias="exec", description="A command.")
+    disabled: bool | None = Field(default=None, description="No probe of this kind.")
+    initial_delay_seconds: int | None = Field(
+        default=None, ge=0, le=3600, description="Wait this long after start."
+    )
+    period_seconds: int | None = Field(default=None, ge=1, le=3600, description="How often.")
+    timeout_seconds: int | None = Field(default=None, ge=1, le=3600, description="Time limit.")
+    failure_threshold: int | None = Field(
+        default=None, ge=1, le=100, description="Failures in a row that count."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        actions = (self.http_get, self.tcp_socket, self.exec_)
+        if sum(x is not None for x in actions) + bool(self.disabled) != 1:
+            raise ValueError(MSG_PROBE_ONE)
+        return self
+
+    def manifest(self) -> dict[str, Any] | None:
+        """The container's probe stanza; None when disabled."""
+        if self.disabled:
+            return None
+        return self.model_dump(by_alias=True, exclude_none=True, exclude={"disabled"})
+
+
+class ProbesSpec(Model):
+    """The container's readiness and liveness probes. Unset: the images' own endpoints
+    (/readyz and /healthz on port http), which images other than ours may not serve."""
+
+    readiness: ProbeSpec | None = Field(default=None, description="The readiness probe.")
+    liveness: ProbeSpec | None = Field(default=None, description="The liveness probe.")
+
+
 def _unique(items: list[str], message: str) -> None:
     if len(set(items)) != len(items):
         raise ValueError(message)
@@ -639,6 +831,12 @@ class ApiSpec(Model):
     image: str | None = Field(
         default=None, min_length=1, description="API image; default: the operator's setting."
     )
+    command: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=32, description="Overrides the image's entrypoint."
+    )
+    args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=64, description="Arguments to the entrypoint."
+    )
     resources: Resources = Field(default_factory=Resources, description="API container.")
     port: int = Field(default=80, ge=1, le=65535, description="The Service port.")
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
@@ -659,29 +857,31 @@ class ApiSpec(Model):
     http_route: HttpRouteSpec | None = Field(
         default=None, description="A Gateway API HTTPRoute for the API."
     )
+    probes: ProbesSpec = Field(
+        default_factory=ProbesSpec,
+        description="Readiness and liveness probes, for an API image that is not ours.",
+    )
+
+
+WORKER_RULES: Final = (
+    _cel("self.drainTimeoutSeconds < self.terminationGracePeriodSeconds", MSG_DRAIN_BEFORE_GRACE),
+    _cel(
+        "!has(self.volumes) || "
+        "self.volumes.all(v, self.volumes.filter(w, w.name == v.name).size() == 1)",
+        MSG_VOLUME_NAMES_UNIQUE,
+    ),
+    _cel(
+        "!has(self.volumes) || self.volumes.all(v, "
+        "self.volumes.filter(w, w.mountPath == v.mountPath).size() == 1)",
+        MSG_VOLUME_PATHS_UNIQUE,
+    ),
+)
 
 
 class WorkerSpec(Model):
     """The workers: a Deployment running the user's task image."""
 
-    model_config = ConfigDict(
-        json_schema_extra=_rules(
-            _cel(
-                "self.drainTimeoutSeconds < self.terminationGracePeriodSeconds",
-                MSG_DRAIN_BEFORE_GRACE,
-            ),
-            _cel(
-                "!has(self.volumes) || "
-                "self.volumes.all(v, self.volumes.filter(w, w.name == v.name).size() == 1)",
-                MSG_VOLUME_NAMES_UNIQUE,
-            ),
-            _cel(
-                "!has(self.volumes) || self.volumes.all(v, "
-                "self.volumes.filter(w, w.mountPath == v.mountPath).size() == 1)",
-                MSG_VOLUME_PATHS_UNIQUE,
-            ),
-        )
-    )
+    model_config = ConfigDict(json_schema_extra=_rules(*WORKER_RULES))
 
     image: str | None = Field(
         default=None, min_length=1, description="Worker image; default: the operator's setting."
@@ -725,6 +925,10 @@ class WorkerSpec(Model):
         description="Volumes mounted into the worker container (a persistentVolumeClaim is "
         "created per pool; ReadWriteOnce shares it only among pods on one node).",
     )
+    probes: ProbesSpec = Field(
+        default_factory=ProbesSpec,
+        description="Readiness and liveness probes, for a worker image that is not ours.",
+    )
 
     @model_validator(mode="after")
     def _drain_before_grace(self) -> Self:
@@ -738,7 +942,18 @@ class WorkerSpec(Model):
 class WorkerPoolSpec(WorkerSpec):
     """One more pool of workers beside ``spec.worker``: its own Deployment and Secret
     (``<name>-worker-<pool>``), its own queue (``<QUEUE_NAME>/<pool>``, to which the API routes
-    the pool's job types) and its own autoscaling on that queue's backlog."""
+    the pool's job types, or another format's queue) and its own autoscaling on its backlog."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            *WORKER_RULES,
+            _cel(
+                f"(has(self.queue) && self.queue.format != '{JOBQUEUE_FORMAT}') == "
+                "(!has(self.jobTypes) || self.jobTypes.size() == 0)",
+                MSG_POOL_JOB_TYPES,
+            ),
+        )
+    )
 
     name: str = Field(
         min_length=1,
@@ -746,18 +961,32 @@ class WorkerPoolSpec(WorkerSpec):
         pattern=POOL_NAME_PATTERN,
         description="Pool name: Deployment and Secret <name>-worker-<pool>.",
     )
+    queue: QueueSpec = Field(
+        default_factory=QueueSpec,
+        description="Where this pool's jobs wait (default: its own jobqueue-format queue).",
+    )
     job_types: list[
         Annotated[str, Field(min_length=1, max_length=63, pattern=JOB_TYPE_PATTERN)]
     ] = Field(
-        min_length=1,
+        default_factory=list,
         max_length=MAX_JOB_TYPES,
-        description="The job types this pool takes; the API enqueues them on its queue.",
+        validate_default=True,  # a jobqueue-format pool without any is refused
+        description="The job types this pool takes; the API enqueues them on its queue "
+        "(format jobqueue only, and required there).",
     )
     autoscaling: AutoscalingSpec = Field(
         default_factory=AutoscalingSpec,
         description="Scale this pool on its own queue's depth.",
         json_schema_extra=_rules(_cel("self.minReplicas <= self.maxReplicas", MSG_MIN_MAX)),
     )
+
+    @field_validator("job_types")
+    @classmethod
+    def _job_types_by_format(cls, job_types: list[str], info: ValidationInfo) -> list[str]:
+        queue = info.data.get("queue")  # absent: it failed to parse (that error is reported)
+        if queue is not None and bool(job_types) == queue.foreign:
+            raise ValueError(MSG_POOL_JOB_TYPES)
+        return job_types
 
     def replicas_applied(self) -> int | None:
         return None if self.autoscaling.enabled else self.replicas
@@ -779,9 +1008,21 @@ class JobQueueSpec(Model):
                 MSG_POOL_NAMES_UNIQUE,
             ),
             _cel(
-                "!has(self.workers) || self.workers.all(p, p.jobTypes.all(t, "
-                "self.workers.filter(q, t in q.jobTypes).size() == 1))",
+                "!has(self.workers) || self.workers.all(p, !has(p.jobTypes) || "
+                "p.jobTypes.all(t, self.workers.filter(q, has(q.jobTypes) && t in q.jobTypes)"
+                ".size() == 1))",
                 MSG_JOB_TYPE_ONE_POOL,
+            ),
+            _cel(
+                f"!has(self.queue) || self.queue.format == '{JOBQUEUE_FORMAT}' || "
+                "(has(self.api) && ((has(self.api.enabled) && !self.api.enabled) || "
+                "has(self.api.image)))",
+                MSG_FOREIGN_API,
+            ),
+            _cel(
+                f"!has(self.queue) || self.queue.format == '{JOBQUEUE_FORMAT}' || "
+                "!has(self.schedules) || self.schedules.size() == 0",
+                MSG_FOREIGN_SCHEDULES,
             ),
             _cel(
                 "!has(self.schedules) || "
@@ -799,6 +1040,11 @@ class JobQueueSpec(Model):
         pattern=QUEUE_NAME_PATTERN,
         description="The queue's name in Redis (QUEUE_NAME = <namespace>/<queueName>); "
         "default: the JobQueue's name. Immutable.",
+    )
+    queue: QueueSpec = Field(
+        default_factory=QueueSpec,
+        description="Where the default pool's jobs wait: the jobqueue protocol (default) or "
+        "the keys of workers you already have (list, keys, celery, rq, dramatiq, arq, bullmq).",
     )
     api: ApiSpec = Field(default_factory=ApiSpec, description="The HTTP job API.")
     worker: WorkerSpec = Field(
@@ -834,6 +1080,11 @@ class JobQueueSpec(Model):
         if len(set(types)) != len(types):
             raise ValueError(MSG_JOB_TYPE_ONE_POOL)
         _unique([s.name for s in self.schedules], MSG_SCHEDULE_NAMES_UNIQUE)
+        if self.queue.foreign:
+            if self.api.enabled and self.api.image is None:
+                raise ValueError(MSG_FOREIGN_API)
+            if self.schedules:
+                raise ValueError(MSG_FOREIGN_SCHEDULES)
         return self
 
     def queue_identity(self, namespace: str, name: str) -> str:
@@ -841,7 +1092,7 @@ class JobQueueSpec(Model):
         return f"{namespace}/{self.queue_name or name}"
 
     def pool_queue(self, namespace: str, name: str, pool: str) -> str:
-        """QUEUE_NAME of a pool: ``<namespace>/<queueName>/<pool>``."""
+        """QUEUE_NAME of a jobqueue-format pool: ``<namespace>/<queueName>/<pool>``."""
         return f"{self.queue_identity(namespace, name)}/{pool}"
 
     def queue_of(self, namespace: str, name: str, job_type: str) -> str:
@@ -855,6 +1106,21 @@ class JobQueueSpec(Model):
             t: self.pool_queue(namespace, name, p.name) for p in self.workers for t in p.job_types
         }
 
+    def jobqueue_queues(self, namespace: str, name: str) -> tuple[str, ...]:
+        """Every jobqueue-format queue of this JobQueue (the default pool's and each pool's):
+        the queues whose keys are the operator's own (a Purge deletes them)."""
+        own = [] if self.queue.foreign else [self.queue_identity(namespace, name)]
+        own += [
+            self.pool_queue(namespace, name, p.name) for p in self.workers if not p.queue.foreign
+        ]
+        return tuple(own)
+
+
+def _wire(part: str | int) -> str:
+    """A location part as the manifest spells it (``job_types`` -> ``jobTypes``)."""
+    text = str(part)
+    return to_camel(text) if "_" in text.strip("_") else text
+
 
 class SpecError(ValueError):
     """The spec does not parse; the message lists the fields at fault (never their values)."""
@@ -867,6 +1133,7 @@ def parse_spec(raw: Mapping[str, Any]) -> JobQueueSpec:
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False, include_input=False):
-            where = ".".join(str(p) for p in err["loc"]) or "spec"
+            # the wire's names (a defaulted field is reported by its Python name)
+            where = ".".join(_wire(p) for p in err["loc"]) or "spec"
             problems.append(f"spec.{where}: {err['msg']}")
         raise SpecError("; ".join(problems)) from None

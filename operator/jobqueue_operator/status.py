@@ -30,7 +30,7 @@ from jobqueue_operator.builders import (
     pool_component,
     selector_labels,
 )
-from jobqueue_operator.kubetypes import JSON, Condition, ConditionStatus, JobQueueRef
+from jobqueue_operator.kubetypes import JSON, Condition, CondSpec, JobQueueRef
 from jobqueue_operator.redisops import RedisCheck
 from jobqueue_operator.spec import JobQueueSpec
 
@@ -39,16 +39,6 @@ from jobqueue_operator.spec import JobQueueSpec
 class Problem:
     """Why the operator cannot bring the children to the spec (the Degraded condition)."""
 
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class CondSpec:
-    """A condition as decided, before times are attached."""
-
-    type: str
-    status: ConditionStatus
     reason: str
     message: str
 

@@ -12,18 +12,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from jobqueue_operator.autoscaling import POD_DELETION_COST_ANNOTATION, AutoscalingSpec
+from jobqueue_operator.ports import Condition, QueueSnapshot, ScalerConfig, ScalerStatus
 from jobqueue_operator.scaler import (
     FIELD_MANAGER,
-    Condition,
     KubernetesReporter,
     KubernetesScaleTarget,
-    QueueSnapshot,
-    RedisMetricsSource,
     Scaler,
-    ScalerConfig,
-    ScalerStatus,
     replicas_handover_needed,
 )
+from jobqueue_operator.sources import RedisMetricsSource
 from kubernetes import client
 
 from jobqueue import Queue

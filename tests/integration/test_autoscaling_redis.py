@@ -13,14 +13,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from jobqueue_operator.autoscaling import AutoscalingSpec, WorkerHeartbeat
-from jobqueue_operator.scaler import (
-    EventType,
-    QueueSnapshot,
-    RedisMetricsSource,
-    Scaler,
-    ScalerConfig,
-    ScalerStatus,
-)
+from jobqueue_operator.ports import EventType, QueueSnapshot, ScalerConfig, ScalerStatus
+from jobqueue_operator.scaler import Scaler
+from jobqueue_operator.sources import RedisMetricsSource
 from redis.exceptions import RedisError
 
 from jobqueue import JobSpec, Queue, connect_any

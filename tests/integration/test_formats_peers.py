@@ -25,7 +25,7 @@ import pytest
 import redis.asyncio as aioredis
 from jobqueue_operator.foreign import ForeignMetricsSource
 from jobqueue_operator.formats import Format, FormatSpec
-from jobqueue_operator.scaler import QueueSnapshot
+from jobqueue_operator.ports import QueueSnapshot
 
 from tests.cluster import peers
 

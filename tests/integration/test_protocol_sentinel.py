@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from jobqueue_operator import redisops
-from jobqueue_operator.scaler import RedisMetricsSource
+from jobqueue_operator.sources import RedisMetricsSource
 
 from jobqueue import JobSpec, JobStatus, Queue, connect_sentinel
 from tests.cluster.redis_server import SentinelGroup

@@ -38,7 +38,7 @@ def test_spec_defaults_match_the_issue() -> None:
         "maxReplicas": 10,
         "targetJobsPerWorker": None,
         "activationJobs": 1,
-        "pollIntervalSeconds": 5,
+        "pollIntervalSeconds": None,
         "scaleDownStabilizationSeconds": 60,
         "cooldownSeconds": 120,
         "paused": False,

@@ -16,7 +16,14 @@ from jobqueue_operator.spec import (
     MSG_ENV_RESERVED,
     MSG_ENV_SOURCE_ONE,
     MSG_ENV_VALUE_XOR,
+    MSG_FOREIGN_API,
+    MSG_FOREIGN_SCHEDULES,
+    MSG_IN_FLIGHT_NAMES,
     MSG_ONE_REDIS_SOURCE,
+    MSG_POOL_JOB_TYPES,
+    MSG_PROBE_ONE,
+    MSG_QUEUE_NAMES_JOBQUEUE,
+    MSG_QUEUE_NAMES_REQUIRED,
     MSG_URL_CREDENTIALS,
     MSG_URL_SCHEME,
     JobQueueSpec,
@@ -187,6 +194,85 @@ INVALID: tuple[Invalid, ...] = (
         {"redis": {"managed": {"storage": "big"}}},
         "spec.redis.managed.storage in body should match",
     ),
+    # Bring your own images (issue 19): queue formats and probes.
+    Invalid(
+        "queue-unknown-format",
+        spec_with(queue={"format": "sidekiq", "names": ["q"]}, api={"enabled": False}),
+        'spec.queue.format: Unsupported value: "sidekiq"',
+    ),
+    Invalid(
+        "queue-names-missing",
+        spec_with(queue={"format": "list"}, api={"enabled": False}),
+        MSG_QUEUE_NAMES_REQUIRED,
+        model_message=MSG_QUEUE_NAMES_REQUIRED,
+    ),
+    Invalid(
+        "queue-names-with-jobqueue",
+        spec_with(queue={"format": "jobqueue", "names": ["jobs"]}),
+        MSG_QUEUE_NAMES_JOBQUEUE,
+        model_message=MSG_QUEUE_NAMES_JOBQUEUE,
+    ),
+    Invalid(
+        "queue-in-flight-names-with-celery",
+        spec_with(
+            queue={"format": "celery", "names": ["celery"], "inFlightNames": ["x"]},
+            api={"enabled": False},
+        ),
+        MSG_IN_FLIGHT_NAMES,
+        model_message=MSG_IN_FLIGHT_NAMES,
+    ),
+    Invalid(
+        "foreign-format-with-our-api",
+        spec_with(queue={"format": "list", "names": ["jobs"]}),
+        MSG_FOREIGN_API,
+        model_message=MSG_FOREIGN_API,
+    ),
+    Invalid(
+        "foreign-format-with-schedules",
+        spec_with(
+            queue={"format": "rq", "names": ["default"]},
+            api={"enabled": False},
+            schedules=[{"name": "n", "cron": "0 3 * * *", "type": "t"}],
+        ),
+        MSG_FOREIGN_SCHEDULES,
+        model_message=MSG_FOREIGN_SCHEDULES,
+    ),
+    Invalid(
+        "foreign-pool-with-job-types",
+        spec_with(
+            workers=[
+                {"name": "c", "jobTypes": ["x"], "queue": {"format": "celery", "names": ["c"]}}
+            ]
+        ),
+        MSG_POOL_JOB_TYPES,
+        model_message="spec.workers.0.jobTypes",
+    ),
+    Invalid(
+        "jobqueue-pool-without-job-types",
+        spec_with(workers=[{"name": "p"}]),
+        MSG_POOL_JOB_TYPES,
+        model_message="spec.workers.0.jobTypes",
+    ),
+    Invalid(
+        "probe-without-port",
+        spec_with(worker={"probes": {"readiness": {"httpGet": {"path": "/healthz"}}}}),
+        "spec.worker.probes.readiness.httpGet.port: Required value",
+        model_message="spec.worker.probes.readiness.httpGet.port",
+    ),
+    Invalid(
+        "probe-two-actions",
+        spec_with(
+            api={"probes": {"liveness": {"tcpSocket": {"port": 8080}, "exec": {"command": ["x"]}}}}
+        ),
+        MSG_PROBE_ONE,
+        model_message=MSG_PROBE_ONE,
+    ),
+    Invalid(
+        "probe-no-action",
+        spec_with(api={"probes": {"liveness": {"periodSeconds": 5}}}),
+        MSG_PROBE_ONE,
+        model_message=MSG_PROBE_ONE,
+    ),
     Invalid(
         "name-not-a-dns-label",
         BASE,
@@ -234,7 +320,7 @@ def test_fields_are_camel_case_on_the_wire() -> None:
     assert spec.worker.termination_grace_period_seconds == 90
     assert spec.autoscaling.target_jobs_per_worker == 3
     dumped = spec.model_dump(by_alias=True, exclude_none=True)
-    assert dumped["redis"] == raw["redis"]
+    assert dumped["redis"] == {**raw["redis"], "allowConfig": False}
     assert dumped["deletionPolicy"] == "Purge"
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobqueue_operator.kubetypes import JobQueueRef
+from jobqueue_operator.kubetypes import CondSpec, JobQueueRef
 from jobqueue_operator.redisops import NOT_CHECKED, QueueCounts, RedisCheck
 from jobqueue_operator.spec import parse_spec
 from jobqueue_operator.status import (
-    CondSpec,
     Problem,
     desired_status,
     merge_conditions,
@@ -73,7 +72,13 @@ def test_all_ready_gives_ready_true_and_the_counts() -> None:
     assert status["api"] == {"desired": 1, "replicas": 1, "ready": 1}
     assert status["workers"]["ready"] == 2
     assert "app.kubernetes.io/component=worker" in status["workers"]["selector"]
-    assert status["queue"] == {"ready": 3, "inFlight": 1, "delayed": 0, "dead": 2}
+    assert status["queue"] == {
+        "ready": 3,
+        "inFlight": 1,
+        "delayed": 0,
+        "dead": 2,
+        "format": "jobqueue",
+    }
 
 
 def test_nothing_is_written_when_nothing_changed() -> None:

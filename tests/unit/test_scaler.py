@@ -10,24 +10,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from jobqueue_operator import ports
 from jobqueue_operator import scaler as scaler_mod
 from jobqueue_operator.autoscaling import AutoscalingSpec, Reason, WorkerHeartbeat
+from jobqueue_operator.ports import Condition, EventType, QueueSnapshot, ScalerConfig, ScalerStatus
 from jobqueue_operator.scaler import (
-    Condition,
-    EventType,
     KubernetesScaleTarget,
-    QueueSnapshot,
-    RedisMetricsSource,
     ReplicaCache,
     Scaler,
-    ScalerConfig,
-    ScalerStatus,
     describe_error,
     merge_conditions,
     redact,
     replicas_handover_needed,
     run_until_stopped,
 )
+from jobqueue_operator.sources import RedisMetricsSource
 
 PASSWORD = "s3cr3t-pw"
 
@@ -41,6 +38,9 @@ class W:
 
 
 class FakeMetrics:
+    format = "jobqueue"
+    wakeup = "events"
+
     def __init__(self) -> None:
         self.ready = 0
         self.in_flight = 0
@@ -185,7 +185,14 @@ async def test_scales_up_from_zero_to_the_full_count_in_one_write() -> None:
     assert "scaled up from 0 to 8" in message and "ready=38" in message
     status = rig.reporter.last
     assert status.fields() == {
-        "queue": {"ready": 38, "inFlight": 0, "delayed": 0, "dead": 0},
+        "queue": {
+            "ready": 38,
+            "inFlight": 0,
+            "delayed": 0,
+            "dead": 0,
+            "format": "jobqueue",
+            "wakeup": "events",
+        },
         "desiredWorkers": 8,
         "lastScaleTime": "2026-11-24T12:00:40Z",
     }
@@ -559,9 +566,9 @@ async def test_every_url_scheme_gets_the_autoscaler_timeouts_and_health_checks(
             connection_class = redis.connection_pool.connection_class
         assert issubclass(connection_class, SSLConnection) is tls
         # a dead peer of the idle subscription is noticed (the cluster one included)
-        assert options["health_check_interval"] == scaler_mod.PUBSUB_HEALTH_CHECK_INTERVAL
-        assert options["socket_timeout"] == scaler_mod.REDIS_TIMEOUT
-        assert options["socket_connect_timeout"] == scaler_mod.REDIS_CONNECT_TIMEOUT
+        assert options["health_check_interval"] == ports.PUBSUB_HEALTH_CHECK_INTERVAL
+        assert options["socket_timeout"] == ports.REDIS_TIMEOUT
+        assert options["socket_connect_timeout"] == ports.REDIS_CONNECT_TIMEOUT
     finally:
         await source.close()
 
