@@ -103,6 +103,12 @@ APP_IMAGES = (
 #: The managed Redis on the node (Debian's redis-server, uid 10001; the operator's default
 #: docker.io/library/redis cannot be pulled here). Built on demand: the demo, the e2e tests.
 REDIS_IMAGE = AppImage("redis", "demo/redis-image/Dockerfile")
+#: The bring-your-own examples (examples/byo/): images users already have, built the same way
+#: on demand (`build --only example-list,...`, the e2e tests) and never by default.
+EXAMPLE_IMAGES = tuple(
+    AppImage(f"example-{x}", f"examples/byo/{x}/Dockerfile")
+    for x in ("list", "tasks", "celery", "rq")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,10 +569,12 @@ def build_lock() -> Iterator[None]:
 def build_all(
     names: Sequence[str] | None = None, dockerfiles: dict[str, Path] | None = None
 ) -> list[BuiltImage]:
-    """Pause + base + the named app images (default all), each built only if its inputs changed."""
+    """Pause + base + the named images (default: the three app images; the examples of
+    EXAMPLE_IMAGES by name), each built only if its inputs changed."""
     dockerfiles = dockerfiles or {}
-    wanted = [i for i in APP_IMAGES if names is None or i.name in names]
-    unknown = set(names or ()) - {i.name for i in APP_IMAGES}
+    known = APP_IMAGES + EXAMPLE_IMAGES
+    wanted = [i for i in known if (i in APP_IMAGES if names is None else i.name in names)]
+    unknown = set(names or ()) - {i.name for i in known}
     if unknown:
         raise ValueError(f"unknown images: {sorted(unknown)}")
     t0 = time.monotonic()

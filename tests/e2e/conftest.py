@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cluster import binaries, images, node
-from tests.cluster.controlplane import Kube
+from tests.cluster.controlplane import REPO_ROOT, Kube, free_port
 from tests.cluster.redis_server import RedisServer
+from tests.e2e.helpers import Operator, http, wait_for
 
 E2E_STATE_DIR = Path(
     os.environ.get("JQ_E2E_STATE_DIR", binaries.cache_dir() / "e2e-cluster")
@@ -87,3 +90,55 @@ def node_redis(node_cluster: node.NodeCluster) -> Iterator[RedisServer]:
     server = RedisServer(bind=node_cluster.node_address).start()
     yield server
     server.cleanup()
+
+
+CRD = REPO_ROOT / "crds" / "jobqueue.io_jobqueues.yaml"
+
+
+@pytest.fixture(scope="module")
+def operator(
+    node_cluster: node.NodeCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    """The CRD installed and the operator running (cluster-wide) until the module ends."""
+    kube = node_cluster.kube
+    # The same CRD may already be there from the chart (Helm keeps CRDs): take it over.
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kube.kubectl("wait", "--for=condition=Established", "crd/jobqueues.jobqueue.io",
+                 "--timeout=60s")  # fmt: skip
+    health = free_port()
+    env = {
+        **kube.env(),
+        "HEALTH_PORT": str(health),
+        "METRICS_PORT": str(free_port()),
+        "DEFAULT_API_IMAGE": "localhost/jobqueue-api:dev",
+        "DEFAULT_WORKER_IMAGE": "localhost/jobqueue-worker:dev",
+        "IMAGE_PULL_POLICY": "IfNotPresent",
+        "RESYNC_INTERVAL_SECONDS": "10",
+        "LOG_LEVEL": "INFO",
+    }
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobqueue_operator"],
+            env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    op = Operator(proc, log)
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"the operator exited with {proc.returncode}:\n{op.tail()}")
+        try:
+            return http("GET", f"http://127.0.0.1:{health}/healthz", timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for("the operator's /healthz", healthy, 60)
+        yield op
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

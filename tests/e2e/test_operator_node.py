@@ -9,20 +9,17 @@ the locally built images on the node.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cluster import node
-from tests.cluster.controlplane import REPO_ROOT, free_port
 from tests.cluster.redis_server import RedisServer
 from tests.e2e.helpers import (
+    Operator,
     apply,
     describe,
     http,
@@ -35,69 +32,10 @@ from tests.e2e.helpers import (
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(900)]
 
-CRD = REPO_ROOT / "crds" / "jobqueue.io_jobqueues.yaml"
 NAME = "emails"
 API = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=api"
 WORKERS = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=worker"
 EVERYTHING = f"app.kubernetes.io/instance={NAME}"
-
-
-@dataclass(frozen=True)
-class Operator:
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-@pytest.fixture(scope="module")
-def operator(
-    node_cluster: node.NodeCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
-    """The CRD installed and the operator running (cluster-wide) until the module ends."""
-    kube = node_cluster.kube
-    # The same CRD may already be there from the chart (Helm keeps CRDs): take it over.
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kube.kubectl("wait", "--for=condition=Established", "crd/jobqueues.jobqueue.io",
-                 "--timeout=60s")  # fmt: skip
-    health = free_port()
-    env = {
-        **kube.env(),
-        "HEALTH_PORT": str(health),
-        "METRICS_PORT": str(free_port()),
-        "DEFAULT_API_IMAGE": "localhost/jobqueue-api:dev",
-        "DEFAULT_WORKER_IMAGE": "localhost/jobqueue-worker:dev",
-        "IMAGE_PULL_POLICY": "IfNotPresent",
-        "RESYNC_INTERVAL_SECONDS": "10",
-        "LOG_LEVEL": "INFO",
-    }
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jobqueue_operator"],
-            env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    op = Operator(proc, log)
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"the operator exited with {proc.returncode}:\n{op.tail()}")
-        try:
-            return http("GET", f"http://127.0.0.1:{health}/healthz", timeout=1)[0] == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for("the operator's /healthz", healthy, 60)
-        yield op
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass(frozen=True)

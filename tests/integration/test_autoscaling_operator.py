@@ -26,8 +26,8 @@ from kubernetes import client, watch
 from jobqueue import JobSpec, Queue
 from tests.cluster.controlplane import Kube
 from tests.cluster.redis_server import RedisServer
-from tests.support.kube import api_client, install_jobqueue_crd, temporary_namespace
-from tests.support.services import spawn_module, stop_process
+from tests.support.kube import api_client, temporary_namespace
+from tests.support.operator import running_operator
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,27 +57,9 @@ def ns(kube: Kube) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def operator(kube: Kube, ns: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """``python -m jobqueue_operator`` watching only ``ns``; its log file is yielded."""
-    install_jobqueue_crd(kube)
     logfile = tmp_path_factory.mktemp("operator") / "operator.log"
-    env = {
-        **kube.env(),
-        "WATCH_NAMESPACES": ns,
-        "HEALTH_PORT": "0",
-        "METRICS_PORT": "0",
-        "LOG_LEVEL": "INFO",
-        "RESYNC_INTERVAL_SECONDS": "30",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("KUBERNETES_SERVICE_HOST", None)
-    proc = spawn_module("jobqueue_operator", env, logfile)
-    try:
-        time.sleep(0.5)
-        if proc.poll() is not None:
-            pytest.fail(f"the operator exited: {logfile.read_text()[-4000:]}")
-        yield logfile
-    finally:
-        if stop_process(proc, 20) not in (0, -15):
-            log.warning("operator log tail:\n%s", logfile.read_text()[-4000:])
+    with running_operator(kube, ns, logfile) as log_path:
+        yield log_path
 
 
 @pytest.fixture(scope="module")
