@@ -122,6 +122,7 @@ MAX_WORKER_REPLICAS: Final = 1000  # worker.replicas and autoscaling.min/maxRepl
 # Event reasons.
 EVENT_APPLIED: Final = "Applied"
 EVENT_PRUNED: Final = "Pruned"
+EVENT_FINALIZED: Final = "Finalized"  # what a delete removed and what it kept
 EVENT_MESSAGE_LIMIT: Final = 1024  # an Event message is cut to this many characters
 EVENT_COMPONENT: Final = "jobqueue-operator"  # source / reportingComponent of our Events
 

@@ -580,8 +580,9 @@ class Reconciler:
         self._redis_cache.pop(ref.key, None)
         self._locks.forget(ref.key)
         kept = (purged or "Redis keys kept (deletionPolicy: Retain)") + claims
-        # Logged, not posted as Events: the object is going away, and when its namespace is
-        # being deleted the API server refuses new Events there anyway.
+        removed = ", ".join(sorted(deleted)) or "no children left"
+        # Best effort: in a namespace being deleted the API server refuses new Events.
+        self.post_event(ref, "Normal", c.EVENT_FINALIZED, f"deleted {removed}; {kept}")
         log.info("finalized %s: deleted %d children; %s", ref, len(deleted), kept)
 
     async def _purge(
@@ -591,7 +592,12 @@ class Reconciler:
         live: Mapping[tuple[str, str], JSON],
         retry: int,
     ) -> str:
-        queue = spec.queue_identity(ref.namespace, ref.name)
+        queues = spec.jobqueue_queues(ref.namespace, ref.name)
+        foreign = (
+            ""
+            if len(queues) == len(spec.workers) + 1
+            else ("; the keys of the queues in other formats are kept (they are your library's)")
+        )
         if spec.redis.managed is not None:
             # The data is the volume: delete the claims (the StatefulSet's retention policy
             # does too; this covers a controller that lags or a policy changed later).
@@ -613,18 +619,19 @@ class Reconciler:
             copy = live.get(("Secret", builders.child_name(ref.name, c.COMPONENT_WORKER)))
             url = _decode(copy, c.SECRET_KEY_REDIS_URL) if copy is not None else None
         error = "no Redis URL (the source Secret and the copies are gone)"
+        named = ", ".join(queues) or "none in the jobqueue format"
         if url is not None:
             try:
-                count = await self.purge(url, queue)
+                count = sum([await self.purge(url, queue) for queue in queues])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 error = redisops.describe(exc, (url,))
             else:
-                return f"purged {count} Redis keys of queue {queue}"
+                return f"purged {count} Redis keys of queues {named}{foreign}"
         if retry + 1 < c.PURGE_ATTEMPTS:
-            raise RetryLater(f"could not purge queue {queue}: {error}")
-        message = f"gave up purging queue {queue} after {retry + 1} attempts: {error}"
+            raise RetryLater(f"could not purge queues {named}: {error}")
+        message = f"gave up purging queues {named} after {retry + 1} attempts: {error}"
         log.warning("%s: %s", ref, message)
         return "Redis keys NOT purged: " + message
 

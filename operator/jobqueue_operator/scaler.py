@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from jobqueue import backoff_delay
 from jobqueue_operator import constants as c
 from jobqueue_operator.autoscaling import (
     POD_DELETION_COST_ANNOTATION,
@@ -188,7 +190,7 @@ class Scaler:
                 await self.metrics.close()
 
     async def _watch(self) -> None:
-        """Keep the enqueue subscription up; reconnect with exponential backoff.
+        """Keep the enqueue subscription up; reconnect with exponential backoff, full jitter.
 
         A subscription that comes up resets the backoff. The first loss is logged as a warning,
         further failed attempts at debug level (the evaluations report an unreachable Redis in
@@ -216,8 +218,10 @@ class Scaler:
             except Exception as exc:
                 error = describe_error(exc, *self.secrets)
             failures += 1
-            backoff = min(
-                RECONNECT_BACKOFF_MAX, RECONNECT_BACKOFF_INITIAL * 2 ** min(failures - 1, 16)
+            # Full jitter, so the autoscalers of many JobQueues on one Redis that went away
+            # do not all come back in the same instant.
+            backoff = backoff_delay(
+                failures, RECONNECT_BACKOFF_INITIAL, RECONNECT_BACKOFF_MAX, random.random()
             )
             log.log(
                 logging.WARNING if failures == 1 else logging.DEBUG,

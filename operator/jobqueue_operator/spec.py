@@ -166,6 +166,11 @@ MSG_POOL_JOB_TYPES: Final = (
     "spec.workers: a pool of format jobqueue needs jobTypes (the job types the API routes to "
     "it); a pool of another format takes none (its own producers choose its queue)"
 )
+MSG_SCALE_AUTOSCALED: Final = (
+    "worker.replicas cannot change while autoscaling.enabled is true (the autoscaler owns the "
+    "worker count, so `kubectl scale` would do nothing): change autoscaling.minReplicas or "
+    "maxReplicas, or set autoscaling.enabled: false to scale by hand"
+)
 MSG_PROBE_ONE: Final = "a probe sets exactly one of httpGet, tcpSocket or exec, or disabled: true"
 MSG_STORAGE_IMMUTABLE: Final = (
     "redis.managed.storage and storageClassName cannot be changed after creation"
@@ -1023,6 +1028,13 @@ class JobQueueSpec(Model):
                 f"!has(self.queue) || self.queue.format == '{JOBQUEUE_FORMAT}' || "
                 "!has(self.schedules) || self.schedules.size() == 0",
                 MSG_FOREIGN_SCHEDULES,
+            ),
+            _cel(  # a transition rule: only on updates (the scale subresource's included)
+                "!has(self.autoscaling) || !has(self.autoscaling.enabled) || "
+                "!self.autoscaling.enabled || !has(self.worker) || !has(oldSelf.worker) || "
+                "!has(self.worker.replicas) || !has(oldSelf.worker.replicas) || "
+                "self.worker.replicas == oldSelf.worker.replicas",
+                MSG_SCALE_AUTOSCALED,
             ),
             _cel(
                 "!has(self.schedules) || "

@@ -91,3 +91,21 @@ def test_managed_storage_cannot_change(kube: Kube, ns: str) -> None:
     result = apply(kube, ns, "managed", {"redis": {"managed": {"storage": "2Gi"}}})
     assert result.returncode != 0
     assert "storage and storageClassName cannot be changed" in result.stderr
+
+
+def test_scaling_an_autoscaled_jobqueue_by_hand_is_refused_with_what_to_do(
+    kube: Kube, ns: str
+) -> None:
+    """Issue 23: `kubectl scale jq` with autoscaling on was accepted and did nothing."""
+    spec: dict[str, Any] = {"redis": {"url": "redis://127.0.0.1:6379/0"}}
+    assert apply(kube, ns, "scaled", spec).returncode == 0
+    result = kube.kubectl("scale", "jq", "scaled", "-n", ns, "--replicas=5", check=False)
+    assert result.returncode != 0
+    assert "worker.replicas cannot change while autoscaling.enabled is true" in result.stderr
+    assert kube.kubectl_json("get", "jq", "scaled", "-n", ns)["spec"]["worker"]["replicas"] == 1
+    # with autoscaling off, the scale subresource is how the workers are scaled by hand
+    off = {**spec, "autoscaling": {"enabled": False}}
+    assert apply(kube, ns, "scaled", off).returncode == 0
+    done = kube.kubectl("scale", "jq", "scaled", "-n", ns, "--replicas=5", check=False)
+    assert done.returncode == 0, done.stderr
+    assert kube.kubectl_json("get", "jq", "scaled", "-n", ns)["spec"]["worker"]["replicas"] == 5

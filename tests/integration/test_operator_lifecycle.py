@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from jobqueue_operator import constants as c
 
@@ -600,6 +601,51 @@ def test_delete_with_purge_deletes_the_redis_keys(
     wait_for("nothing labelled left", lambda: labelled(kube, ns, "q") == [])
     assert asyncio.run(count_keys(redis_server, f"{ns}/q")) == 0
     assert asyncio.run(count_keys(redis_server, f"{ns}/other")) == other  # only its own queue
+
+
+def test_purge_deletes_every_pool_queue_and_an_event_says_what_went_and_what_stayed(
+    kube: Kube, ns: str, redis_server: RedisServer
+) -> None:
+    """Issue 23: a Purge used to delete only the default queue's keys, and say so only in a
+    log line; a pool of another format keeps its (the user's library's) keys."""
+    spec = {
+        "redis": {"url": url_for(redis_server)},
+        "deletionPolicy": "Purge",
+        "autoscaling": {"enabled": False},
+        "workers": [
+            {"name": "mail", "jobTypes": ["email"], "autoscaling": {"enabled": False}},
+            {"name": "bulk", "jobTypes": ["bulk"], "autoscaling": {"enabled": False}},
+            {
+                "name": "legacy",
+                "queue": {"format": "list", "names": [f"{ns}-legacy"]},
+                "autoscaling": {"enabled": False},
+            },
+        ],
+    }
+    apply(kube, jobqueue(ns, "pools", spec))
+    wait_for("the children", lambda: children_ready(kube, ns, "pools"))
+    queues = [f"{ns}/pools", f"{ns}/pools/mail", f"{ns}/pools/bulk"]
+    for queue in queues:
+        assert asyncio.run(enqueue_and_count(redis_server, queue)) > 0
+    legacy = redis.Redis.from_url(redis_server.url)
+    legacy.lpush(f"{ns}-legacy", "job-1")
+    kube.kubectl("delete", "jq", "pools", "-n", ns, "--wait=true", "--timeout=60s")
+    for queue in queues:
+        assert asyncio.run(count_keys(redis_server, queue)) == 0, queue
+    assert legacy.llen(f"{ns}-legacy") == 1  # the list app's own key
+    legacy.close()
+
+    def finalized() -> str | None:
+        items = kube.kubectl_json(
+            "get", "events", "-n", ns,
+            "--field-selector", "involvedObject.name=pools,reason=Finalized",
+        )["items"]  # fmt: skip
+        return str(items[0]["message"]) if items else None
+
+    message = wait_for("the Finalized Event", finalized)
+    assert "Deployment/pools-worker-mail" in message and "Secret/pools-api" in message, message
+    assert f"queues {', '.join(queues)}" in message, message
+    assert "other formats are kept" in message, message
 
 
 async def enqueue_and_count(redis_server: RedisServer, queue: str) -> int:

@@ -508,6 +508,30 @@ async def test_a_lost_subscription_reconnects_with_backoff(monkeypatch: pytest.M
     await asyncio.gather(task, return_exceptions=True)
 
 
+async def test_reconnect_delays_are_jittered_below_the_exponential_ceiling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 23: fixed delays brought every autoscaler on a restarted Redis back at once."""
+    delays: list[float] = []
+    real = scaler_mod.backoff_delay
+
+    def record(attempt: int, base: float, cap: float, u: float) -> float:
+        delays.append(real(attempt, base, cap, u))
+        return 0.0  # the test does not wait for them
+
+    rig = running_rig()
+    rig.metrics.watch_error = ConnectionError("closed")
+    monkeypatch.setattr(scaler_mod, "backoff_delay", record)
+    watcher = asyncio.create_task(rig.scaler._watch())
+    await _until(lambda: len(delays) >= 12)
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+    ceilings = [min(10.0, 0.2 * 2**i) for i in range(12)]
+    assert all(0 <= d <= top for d, top in zip(delays, ceilings, strict=False)), delays
+    assert len({round(d, 6) for d in delays}) == len(delays)  # no two alike: jittered
+    assert delays != ceilings[: len(delays)]
+
+
 class Flag:
     def __init__(self) -> None:
         self.event = asyncio.Event()
