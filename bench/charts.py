@@ -92,33 +92,47 @@ def growth(data: dict[str, Any], out: Path) -> Path | None:
     return path
 
 
+AUTOSCALE_STYLES = {
+    "jobqueue": (OURS_COLOR, "-"),
+    "list-keyspace": (OURS_COLOR, "-"),
+    "list-polled": ("#17becf", "-"),
+    "keda": (KEDA_COLOR, "-"),
+    "keda-tuned": ("#ff9896", "--"),
+    "keda-behavior": ("#ff7f0e", ":"),
+}
+
+
 def autoscale(data: dict[str, Any], out: Path) -> Path | None:
     trials = [t for t in data.get("trials", []) if t.get("curve")]
     if not trials:
         return None
     cases = [c for c in ("0->1", "1->20", "drain") if any(t["case"] == c for t in trials)]
-    fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 3.8), squeeze=False)
-    styles = {
-        "jobqueue": (OURS_COLOR, "-"),
-        "keda": (KEDA_COLOR, "-"),
-        "keda-tuned": ("#ff9896", "--"),
-    }
-    for ax, case in zip(axes[0], cases, strict=True):
-        seen: set[str] = set()
-        for t in trials:
-            if t["case"] != case:
-                continue
-            color, ls = styles.get(t["scaler_key"], ("black", ":"))
-            xs = [p[0] for p in t["curve"]]
-            ys = [p[1] for p in t["curve"]]
-            label = t["scaler"] if t["scaler"] not in seen else None
-            seen.add(t["scaler"])
-            ax.step(xs, ys, where="post", color=color, linestyle=ls, alpha=0.8, label=label)
-        ax.set_title(case)
-        ax.set_xlabel("seconds since the event (enqueue / queue drained)")
-        ax.set_ylabel("worker Deployment spec.replicas")
-        ax.legend(fontsize=8)
-    fig.suptitle("Autoscaler reaction, same control plane, same Redis: ours vs KEDA")
+    formats = [
+        f for f in ("jobqueue", "list") if any(t.get("format", "jobqueue") == f for t in trials)
+    ]
+    fig, axes = plt.subplots(
+        len(formats), len(cases), figsize=(5 * len(cases), 3.8 * len(formats)), squeeze=False
+    )
+    for row, fmt in zip(axes, formats, strict=True):
+        for ax, case in zip(row, cases, strict=True):
+            seen: set[str] = set()
+            for t in trials:
+                if t["case"] != case or t.get("format", "jobqueue") != fmt:
+                    continue
+                key = t["scaler_key"].removeprefix("list-") if fmt == "list" else t["scaler_key"]
+                color, ls = AUTOSCALE_STYLES.get(
+                    t["scaler_key"], AUTOSCALE_STYLES.get(key, ("black", ":"))
+                )
+                xs = [p[0] for p in t["curve"]]
+                ys = [p[1] for p in t["curve"]]
+                label = t["scaler"] if t["scaler"] not in seen else None
+                seen.add(t["scaler"])
+                ax.step(xs, ys, where="post", color=color, linestyle=ls, alpha=0.8, label=label)
+            ax.set_title(f"{fmt} format: {case}")
+            ax.set_xlabel("seconds since the event (enqueue / queue emptied)")
+            ax.set_ylabel("worker Deployment spec.replicas")
+            ax.legend(fontsize=7)
+    fig.suptitle("Autoscaler reaction, same control plane, same Redis list: ours vs KEDA")
     fig.tight_layout()
     path = out / "autoscale.png"
     fig.savefig(path, dpi=110)
