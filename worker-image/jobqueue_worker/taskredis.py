@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.connection import ConnectionPool
+from redis.asyncio.connection import Connection, ConnectionPool
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobqueue import AnyRedis
 
@@ -46,7 +48,8 @@ _ALONE = frozenset(
 
 class PipelinedRedis(Redis):
     """A `redis.asyncio.Redis` whose commands, issued by any tasks in the same event-loop turn,
-    go to Redis as one pipeline (one write, one read) instead of one round trip each.
+    go to Redis as one pipeline (one write, one read) instead of one round trip each, on a
+    connection of its own (commands sent while a batch is on the wire form the next one).
 
     Every command method works as on `Redis` (same replies, same errors, raised in the task
     that sent the command); blocking and connection-state commands go on their own. With the
@@ -59,6 +62,13 @@ class PipelinedRedis(Redis):
         self._pending: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
         self._scheduled = False
         self._flushes: set[asyncio.Task[None]] = set()
+        # The batches' own connection (the pool's settings, no per-reply timer: one timeout
+        # covers a whole batch); one batch on the wire at a time, so replies stay in order.
+        kwargs = dict(connection_pool.connection_kwargs)
+        self._batch_timeout: float | None = kwargs.get("socket_timeout")
+        kwargs["socket_timeout"] = None
+        self._conn = cast(Connection, connection_pool.connection_class(**kwargs))
+        self._wire = asyncio.Lock()
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         name = args[0]
@@ -85,31 +95,41 @@ class PipelinedRedis(Redis):
     async def _flush(
         self, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]
     ) -> None:
-        try:
-            if len(batch) == 1:
-                args, options, _ = batch[0]
-                results: list[Any] = [
-                    await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-                ]
-            else:
-                pipe = self.pipeline(transaction=False)
-                for args, options, _ in batch:
-                    pipe.execute_command(*args, **options)
-                results = await pipe.execute(raise_on_error=False)
-        except BaseException as exc:
-            for _, _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            return
-        for (_, _, fut), result in zip(batch, results, strict=True):
-            if fut.done():
-                continue
-            if isinstance(result, Exception):
-                fut.set_exception(result)
-            else:
-                fut.set_result(result)
+        conn = self._conn
+        async with self._wire:
+            done = 0
+            try:
+                async with asyncio.timeout(self._batch_timeout):
+                    await conn.connect()  # type: ignore[no-untyped-call]
+                    await conn.send_packed_command(
+                        conn.pack_commands([args for args, _, _ in batch]), check_health=False
+                    )
+                    for args, options, fut in batch:
+                        try:
+                            result = await self.parse_response(conn, args[0], **options)
+                        except ResponseError as exc:  # that command's error; the rest follow
+                            if not fut.done():
+                                fut.set_exception(exc)
+                        else:
+                            if not fut.done():
+                                fut.set_result(result)
+                        done += 1
+            except BaseException as exc:
+                # The connection's state is unknown: drop it (the next batch reconnects), and
+                # fail the commands without a reply (sent or not: as redis-py would).
+                await conn.disconnect(nowait=True)
+                error = exc
+                if isinstance(exc, TimeoutError):
+                    error = RedisTimeoutError("Timeout reading from Redis")
+                for _, _, fut in batch[done:]:
+                    if not fut.done():
+                        fut.set_exception(error)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await self._conn.disconnect()
+        await super().aclose(close_connection_pool)
 
 
 def task_client(redis: AnyRedis) -> AnyRedis:
