@@ -222,6 +222,7 @@ class Queue:
         self._s = {n: _Bound(n, self.keys) for n in SCRIPT_NAMES}
         self._claim = self._s["claim"]
         self._complete = self._s["complete"]
+        self._enqueue_one = self._s["enqueue_one"]
         self._pubsub: PubSub | None = None
         self._pubsub_client: Redis | None = None
         self._pubsub_lock = asyncio.Lock()
@@ -285,8 +286,18 @@ class Queue:
     # ----------------------------------------------------------------- producers
 
     async def enqueue(self, spec: JobSpec) -> EnqueueResult:
-        """Enqueue one job (see enqueue_many)."""
-        return (await self.enqueue_many((spec,)))[0]
+        """Enqueue one job (see enqueue_many); one round trip of a small script."""
+        if type(spec) is not JobSpec or spec.idempotency_key is not None:
+            return (await self.enqueue_many((spec,)))[0]
+        try:
+            blob = codec.dumps(
+                [PRIORITY_INDEX[spec.priority], spec.max_retries, spec.type, spec.payload]
+            )
+        except ValueError as exc:
+            raise ValueError(f"payload of job type {spec.type!r}: {exc}") from None
+        job_id = spec.job_id or uuid.uuid4().hex
+        created = await self._run(self._enqueue_one, (job_id, round(spec.delay * 1000), blob))
+        return EnqueueResult(job_id, created == 1)
 
     async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         """Enqueue jobs in one round trip; results in input order.

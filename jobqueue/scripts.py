@@ -30,6 +30,7 @@ _ALL_NAMES: tuple[str, ...] = tuple(
 
 SCRIPT_NAMES: tuple[str, ...] = (
     "enqueue",
+    "enqueue_one",
     "claim",
     "complete",
     "fail",
