@@ -647,6 +647,7 @@ class LocalDemo:
             self.kube.close()
         if self.plane is None:
             return TeardownReport()
+        t0 = time.monotonic()
         if self.started_cluster:
             what = "teardown: " + ("pods, node, " if self.with_node else "")
             what += "control plane, processes, Redis"
@@ -655,12 +656,13 @@ class LocalDemo:
             what = "teardown: the demo's namespace, the operator and the Redis "
             what += "(the cluster was running before: left up)"
             problems = _attempt_all(what, self._teardown_parts)
+        took = f"[dim]({time.monotonic() - t0:.1f} s)[/]"
         if problems:
-            self.console.print(f"[yellow]![/] {what}: {len(problems)} step(s) failed:")
+            self.console.print(f"[yellow]![/] {what}: {len(problems)} step(s) failed {took}:")
             for line in problems:
                 self.console.print(f"  [yellow]-[/] {line}", highlight=False, soft_wrap=True)
         else:
-            self.console.print(f"[green]✓[/] {what}", highlight=False)
+            self.console.print(f"[green]✓[/] {what} {took}", highlight=False)
         return TeardownReport(problems, self._left_running())
 
     def _teardown_cluster(self) -> None:
