@@ -18,8 +18,8 @@ more evaluation); otherwise it polls every ``pollIntervalSeconds``. Event-driven
 trust the replica count read at the last poll and re-read it only before a write, so a burst of
 enqueues costs Redis round trips, not API server requests. Polls take the count from a
 :class:`ReplicaCache` (fed by the operator's existing watch of its Deployments) and ask the API
-only every :data:`REPLICAS_VERIFY_INTERVAL`, when the cache does not know the Deployment, and
-before every write: an idle JobQueue costs about one API read a minute, not one per poll.
+only the first time, when the cache does not know the Deployment, and before every write: an
+idle JobQueue costs no API request at all (the watch delivers every change of the count).
 
 Failure policy: a queue that cannot be read holds the current replicas and reports
 ``RedisReachable=False`` with the error (passwords redacted); the subscription reconnects with
@@ -84,7 +84,6 @@ STATUS_MIN_INTERVAL = 5.0  # queue numbers alone are written at most this often
 RECONNECT_BACKOFF_INITIAL = 0.2
 RECONNECT_BACKOFF_MAX = 10.0
 KUBERNETES_ERROR_RETRY = 2.0  # a failed Kubernetes call is retried this soon
-REPLICAS_VERIFY_INTERVAL = 60.0  # a poll trusts a cached replica count at most this long
 KUBERNETES_REQUEST_TIMEOUT = (5.0, 10.0)  # connect, read
 FIELD_MANAGER = "jobqueue-autoscaler"  # not the reconcile's: it owns spec.replicas alone
 MERGE_PATCH = "application/merge-patch+json"  # the client would pick json-patch for a dict
@@ -237,7 +236,7 @@ class Scaler:
         """One evaluation: read, decide, write. Returns True when it should be retried soon.
 
         ``fresh``: re-read the replica count even if nothing will change (polls: from the
-        target's cache, from the API every ``REPLICAS_VERIFY_INTERVAL``); event-driven
+        target's cache, from the API the first time); event-driven
         evaluations use the last count. Every write is decided on a count just read from the
         API, so neither a stale cache nor an old count ever scales from a wrong number.
         """
@@ -279,7 +278,7 @@ class Scaler:
         verified = False  # mem.current was read from the API in this evaluation
         try:
             if fresh or mem.current is None:
-                verified = now - mem.verified_at >= REPLICAS_VERIFY_INTERVAL
+                verified = mem.verified_at == float("-inf")  # never read from the API yet
                 mem.current = await self.target.replicas(cached=not verified)
                 if verified:
                     mem.verified_at = now

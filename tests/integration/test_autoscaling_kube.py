@@ -310,7 +310,14 @@ async def test_reporter_merges_its_conditions_and_posts_events(
     await reporter.report(status)
     first = kube.kubectl_json("get", "scaledthing.scalertest.jobqueue.io", "t1", "-n", ns)
     got = first["status"]
-    assert got["queue"] == {"ready": 5, "inFlight": 2, "delayed": 1, "dead": 0}
+    assert got["queue"] == {
+        "ready": 5,
+        "inFlight": 2,
+        "delayed": 1,
+        "dead": 0,
+        "format": "jobqueue",
+        "wakeup": "events",
+    }
     assert (got["desiredWorkers"], got["lastScaleTime"], got["replicas"]) == (
         3, "2026-11-24T12:00:00Z", 7,
     )  # fmt: skip

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from jobqueue_operator import redisops
 from jobqueue_operator.sources import RedisMetricsSource
+from jobqueue_operator.spec import QueueSpec
 
 from jobqueue import JobSpec, JobStatus, Queue, connect_sentinel
 from tests.cluster.redis_server import SentinelGroup
@@ -56,7 +57,7 @@ async def test_the_operators_check_reads_the_queue_through_the_sentinel(
     group: SentinelGroup, queue: Queue, queue_name: str
 ) -> None:
     await queue.enqueue_many([JobSpec("t") for _ in range(3)])
-    result = await redisops.check(group.url(), queue_name)
+    result = await redisops.check(group.url(), QueueSpec(), queue_name)
     assert result.ok is True, result.message
     assert result.counts is not None and result.counts.ready == 3
     assert PASSWORD not in result.message
