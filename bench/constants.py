@@ -17,33 +17,37 @@ RESULTS_MD: Final = BENCH_DIR / "RESULTS.md"
 ALL_BENCHMARKS: Final = ("worker", "enqueue", "growth", "operator", "autoscale")
 
 # Worker throughput.
-WORKER_JOBS_QUICK: Final = 20_000
-WORKER_JOBS_FULL: Final = 100_000
 WORKER_TIMEOUT_S: Final = 600.0  # a run that has not drained by then is reported as a failure
-# Ours finishes 20k jobs in well under a second: more jobs keep the 10 ms polling error small.
-OURS_JOBS_QUICK: Final = 100_000
-OURS_JOBS_FULL: Final = 500_000
-# A slow configuration (RQ forking per job, concurrency 1) is stopped after this long and
-# measured over the jobs it finished; the row says "capped".
-WORKER_CAP_QUICK_S: Final = 30.0
 WORKER_REPEATS_FULL: Final = 3  # full runs report the median of this many runs per config
-WORKER_CAP_FULL_S: Final = 120.0
+WORKER_REPEATS_QUICK: Final = 3  # interleaved rounds: every configuration once per round
+WORKER_WINDOW_QUICK_S: Final = 5.0  # the measured window of every worker configuration
+WORKER_WINDOW_FULL_S: Final = 10.0
+WORKER_WARMUP_S: Final = 0.5  # from the first completion to the window's start
 # "Best setting" per system: the concurrency that served it best on this machine kind.
 OURS_BEST_CONCURRENCY: Final = 256
-OURS_INCR_CONCURRENCY: Final = 128  # the INCR task: its own client pool has this many conns
 DRAMATIQ_BEST_THREADS: Final = 32
 CELERY_BEST_PREFETCH: Final = 8  # acks_late with a larger prefetch window
 ARQ_BEST_MAX_JOBS: Final = 1000
 COUNTER_KEY: Final = "bench:done"  # every peer's task INCRs this one key
 
 # Enqueue.
-ENQUEUE_JOBS_QUICK: Final = 20_000
-ENQUEUE_JOBS_FULL: Final = 100_000
 WRK_DURATION_QUICK_S: Final = 10
 WRK_DURATION_FULL_S: Final = 30
 WRK_THREADS: Final = 1
 WRK_CONNECTIONS: Final = 64
 BATCH_SIZE: Final = 100
+# Producers: every system's producer runs PRODUCER_REPEATS times, interleaved, each with
+# enough jobs for about PRODUCER_WINDOW_S seconds at the rate it is expected to reach.
+PRODUCER_REPEATS: Final = 3
+PRODUCER_WINDOW_S: Final = 5.0
+PRODUCER_EXPECTED_JOBS_S: Final[dict[str, float]] = {
+    "jobqueue": 10_000,
+    "jobqueue_batch": 150_000,
+    "rq": 3_000,
+    "celery": 3_000,
+    "arq": 3_000,
+    "dramatiq": 7_000,
+}
 
 # Redis ceiling (redis-benchmark).
 CEILING_CLIENTS: Final = 50
@@ -81,10 +85,13 @@ KEDA_POLLING_INTERVAL_S: Final = 30  # KEDA's default; the tuned run uses 1
 PEER_REQUIREMENTS: Final = peers.PEER_REQUIREMENTS
 PEER_DIST: Final = peers.PEER_DIST
 
-# Targets of issue 12 (checked in RESULTS.md).
-TARGET_WORKER_JOBS_S: Final = 25_000
-TARGET_RATIO_DRAMATIQ: Final = 8.0
-TARGET_RATIO_OTHERS: Final = 10.0
+# Targets (checked in RESULTS.md): issue 12, and issue 20 for the worker and the producer,
+# judged at the defaults a user gets (ratios per worker process, same run).
+TARGET_WORKER_JOBS_S: Final = 25_000  # no-op, one process, at defaults
+TARGET_WORKER_BEST_JOBS_S: Final = 100_000  # no-op, one process, at the best settings
+TARGET_RATIO_PEER_DEFAULTS: Final = 5.0  # ours INCR at defaults / best peer at its defaults
+TARGET_RATIO_PEER_BEST: Final = 3.0  # ours INCR at defaults / best peer at its best
+TARGET_PRODUCER_RATIO_DRAMATIQ: Final = 2.0  # Queue.enqueue / Dramatiq send, one call per job
 TARGET_API_SINGLE_RPS: Final = 5_000
 TARGET_API_BATCH_JOBS_S: Final = 50_000
 TARGET_SCALE_0_1_S: Final = 0.3

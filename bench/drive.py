@@ -41,8 +41,12 @@ class Setup:
     setting: str  # human text, e.g. "concurrency 256"
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
-    job: str = "incr"  # ours only: "incr" or "noop"
-    processes: int = 1
+    job: str = "incr"  # ours only: "noop", "incr" (tuned pool), "incr_plain", "incr_ctx"
+    processes: int = 1  # processes the harness starts
+    worker_processes: int = 1  # processes that run jobs (a forking peer's children): per process
+    defaults: bool = False  # the settings a user gets (else: the best found)
+    subscriber: bool = False  # ours: an autoscaler-like subscriber on the events channel
+    expected_jobs_s: float = 5_000  # sizes the fill so that the window never runs dry
 
     @property
     def counted_by(self) -> str:
@@ -53,14 +57,15 @@ class Setup:
     @property
     def label(self) -> str:
         name = "jobqueue" if self.system == "ours" else self.system
-        extra = " noop" if self.job == "noop" else ""
-        return f"{name}{extra} ({self.setting})"
+        extra = {"noop": " noop", "incr_plain": " INCR plain client", "incr_ctx": " INCR ctx.redis"}
+        return f"{name}{extra.get(self.job, '')} ({self.setting})"
 
 
 # ----------------------------------------------------------------------------- configurations
 
 
 def ours(concurrency: int, job: str = "incr", processes: int = 1) -> Setup:
+    """Ours at a concurrency, per-job lines off (the growth benchmark's configuration)."""
     env = (
         ("QUEUE_NAME", QUEUE),
         ("WORKER_CONCURRENCY", str(concurrency)),
@@ -75,77 +80,150 @@ def ours(concurrency: int, job: str = "incr", processes: int = 1) -> Setup:
     return Setup("ours", setting, (sys.executable, "-m", "jobqueue_worker"), env, job, processes)
 
 
+def ours_defaults(job: str) -> Setup:
+    """What the operator runs: concurrency 8, prefetch by default, INFO logs with the per-job
+    line, and the autoscaler subscribed to the events channel."""
+    from jobqueue_worker.constants import DEFAULT_CONCURRENCY
+
+    env = (("QUEUE_NAME", QUEUE), ("TASKS_MODULE", "bench.peers.ours"))
+    expected = 25_000 if job == "noop" else 10_000
+    return Setup(
+        "ours",
+        f"defaults: concurrency {DEFAULT_CONCURRENCY}, INFO job lines, autoscaler subscribed",
+        (sys.executable, "-m", "jobqueue_worker"),
+        env,
+        job,
+        defaults=True,
+        subscriber=True,
+        expected_jobs_s=expected,
+    )
+
+
+def ours_best(job: str) -> Setup:
+    """The best settings found: every non-default named in the setting."""
+    from bench.constants import OURS_BEST_CONCURRENCY
+
+    env = (
+        ("QUEUE_NAME", QUEUE),
+        ("TASKS_MODULE", "bench.peers.ours"),
+        ("WORKER_CONCURRENCY", str(OURS_BEST_CONCURRENCY)),
+        ("JOB_LOG_LEVEL", "DEBUG"),
+    )
+    return Setup(
+        "ours",
+        f"best: concurrency {OURS_BEST_CONCURRENCY}, JOB_LOG_LEVEL=DEBUG (no per-job line), "
+        "autoscaler subscribed",
+        (sys.executable, "-m", "jobqueue_worker"),
+        env,
+        job,
+        subscriber=True,
+        expected_jobs_s=100_000 if job == "noop" else 20_000,
+    )
+
+
 def peer(system: str, best: bool) -> Setup:
+    """A peer at its CLI defaults (their INFO logs included) or at the best setting found."""
     from bench.constants import (
         ARQ_BEST_MAX_JOBS,
         CELERY_BEST_PREFETCH,
         DRAMATIQ_BEST_THREADS,
     )
 
+    cpus = os.cpu_count() or 1
     bindir = envs.env_dir(system) / "bin"
-    base: tuple[str, ...]
-    argv: tuple[str, ...]
     if system == "rq":
-        base = (str(bindir / "rq"), "worker", "--burst", "--logging_level", "WARNING")
+        base: tuple[str, ...] = (str(bindir / "rq"), "worker", "--burst")
         if best:
             return Setup(
-                "rq", "SimpleWorker, no fork", (*base, "-w", "rq.worker.SimpleWorker", QUEUE)
+                "rq",
+                "best: SimpleWorker (no fork), WARNING logs",
+                (*base, "--logging_level", "WARNING", "-w", "rq.worker.SimpleWorker", QUEUE),
+                expected_jobs_s=500,
             )
-        return Setup("rq", "default Worker, fork per job", (*base, QUEUE))
+        return Setup(
+            "rq", "defaults: fork per job, INFO logs", (*base, QUEUE), defaults=True,
+            expected_jobs_s=150,
+        )  # fmt: skip
     if system == "celery":
-        base = (
-            str(bindir / "celery"),
-            "-A",
-            "bench.peers.celery_app",
-            "worker",
-            "-Q",
-            QUEUE,
-            "-l",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        )
+        base = (str(bindir / "celery"), "-A", "bench.peers.celery_app", "worker", "-Q", QUEUE)
         if best:
             return Setup(
                 "celery",
-                f"solo pool, acks_late, prefetch {CELERY_BEST_PREFETCH}",
-                (*base, "--pool=solo"),
+                f"best: solo pool, acks_late, prefetch {CELERY_BEST_PREFETCH}, WARNING logs, "
+                "no gossip/mingle/heartbeat",
+                (*base, "--pool=solo", "-l", "WARNING", "--without-gossip", "--without-mingle",
+                 "--without-heartbeat"),
                 (("BENCH_PREFETCH", str(CELERY_BEST_PREFETCH)),),
-            )
+                expected_jobs_s=2_000,
+            )  # fmt: skip
         return Setup(
             "celery",
-            "solo pool, acks_late, prefetch 1",
-            (*base, "--pool=solo"),
-            (("BENCH_PREFETCH", "1"),),
+            f"defaults: prefork x {cpus}, prefetch 4, acks early, INFO logs",
+            (*base, "-l", "INFO"),
+            (("BENCH_PREFETCH", "4"), ("BENCH_ACKS_LATE", "0")),
+            processes=1,
+            worker_processes=cpus,
+            defaults=True,
+            expected_jobs_s=1_500,
         )
     if system == "arq":
-        argv = (
-            str(bindir / "arq"),
-            "bench.peers.arq_tasks.WorkerSettings",
-            "--custom-log-dict",
-            "bench.peers.arq_tasks.LOG_CONFIG",
-        )
+        argv: tuple[str, ...] = (str(bindir / "arq"), "bench.peers.arq_tasks.WorkerSettings")
+        quiet = ("--custom-log-dict", "bench.peers.arq_tasks.LOG_CONFIG")
         if best:
             return Setup(
                 "arq",
-                f"max_jobs {ARQ_BEST_MAX_JOBS}",
-                argv,
-                (("BENCH_MAX_JOBS", str(ARQ_BEST_MAX_JOBS)),),
+                f"best: max_jobs {ARQ_BEST_MAX_JOBS}, keep_result 0, WARNING logs",
+                (*argv, *quiet),
+                (("BENCH_MAX_JOBS", str(ARQ_BEST_MAX_JOBS)), ("BENCH_KEEP_RESULT", "0")),
+                expected_jobs_s=3_000,
             )
-        # At max_jobs 1 arq takes one job per poll: its default 0.5 s poll_delay would cap it
-        # at 2 jobs/s, so this row polls every 1 ms instead (flattering arq, not ours).
         return Setup(
             "arq",
-            "max_jobs 1, poll_delay 1 ms",
+            "defaults: max_jobs 10, keep_result 1 h, INFO logs",
             argv,
-            (("BENCH_MAX_JOBS", "1"), ("BENCH_POLL_DELAY", "0.001")),
+            defaults=True,
+            expected_jobs_s=1_000,
         )
     if system == "dramatiq":
-        t = DRAMATIQ_BEST_THREADS if best else 1
-        argv = (str(bindir / "dramatiq"), "bench.peers.dramatiq_tasks", "-p", "1", "-t", str(t))
-        return Setup("dramatiq", f"1 process, {t} threads", argv)
+        cmd = str(bindir / "dramatiq")
+        if best:
+            t = DRAMATIQ_BEST_THREADS
+            return Setup(
+                "dramatiq",
+                f"best: 1 process, {t} threads",
+                (cmd, "bench.peers.dramatiq_tasks", "-p", "1", "-t", str(t)),
+                expected_jobs_s=3_000,
+            )
+        return Setup(
+            "dramatiq",
+            f"defaults: {cpus} processes x 8 threads",
+            (cmd, "bench.peers.dramatiq_tasks"),
+            worker_processes=cpus,
+            defaults=True,
+            expected_jobs_s=3_000,
+        )
     raise ValueError(system)
+
+
+def arq_keep_result(keep: bool) -> Setup:
+    """arq at its best max_jobs with and without storing results (its default keeps them 1 h)."""
+    from bench.constants import ARQ_BEST_MAX_JOBS
+
+    bindir = envs.env_dir("arq") / "bin"
+    argv = (
+        str(bindir / "arq"),
+        "bench.peers.arq_tasks.WorkerSettings",
+        "--custom-log-dict",
+        "bench.peers.arq_tasks.LOG_CONFIG",
+    )
+    keep_s = "3600" if keep else "0"
+    return Setup(
+        "arq",
+        f"max_jobs {ARQ_BEST_MAX_JOBS}, keep_result {'1 h' if keep else '0'}, WARNING logs",
+        argv,
+        (("BENCH_MAX_JOBS", str(ARQ_BEST_MAX_JOBS)), ("BENCH_KEEP_RESULT", keep_s)),
+        expected_jobs_s=3_000,
+    )
 
 
 # ----------------------------------------------------------------------------- filling
@@ -331,6 +409,116 @@ def run_setup(
         "redis_scripts_per_job": delta.scripts / n_done,
         "redis_cpu_us_per_job": delta.cpu / n_done * 1e6,
         "worker_cpu_us_per_job": cpu / n_done * 1e6,
+        "redis_top_cmds": delta.top(),
+    }
+
+
+def run_window(
+    setup: Setup, url: str, log_dir: Path, *, window_s: float, warmup_s: float
+) -> dict[str, Any]:
+    """Fill enough jobs for the window, start the worker, and measure a steady window: it opens
+    `warmup_s` after the first completion (start-up, imports and the first claim excluded) and
+    lasts `window_s`. jobs/s, worker CPU and Redis CPU and commands all cover that window only.
+    A window cut short because the queue ran dry says so (`short`)."""
+    n = int(setup.expected_jobs_s * (window_s + warmup_s + 1) * 1.6) + 2_000
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    if setup.system == "ours":
+        fill_s = fill_ours(url, n, setup.job)
+    else:
+        fill_s = produce_peer(setup.system, url, n)
+    if setup.system == "ours" and setup.job == "noop":
+        from jobqueue.keys import QueueKeys
+
+        counters = QueueKeys.for_queue(QUEUE).counters
+
+        def count() -> int:
+            return int(cast(bytes | None, client.hget(counters, "completed")) or 0)
+
+        poll_cmd = "hget"
+    else:
+
+        def count() -> int:
+            return int(cast(bytes | None, client.get(COUNTER_KEY)) or 0)
+
+        poll_cmd = "get"
+    env = {**peer_env(url), "REDIS_URL": url, **dict(setup.env)}
+    children: list[Child] = []
+    sub: Child | None = None
+    if setup.subscriber:
+        sub = Child(
+            "subscriber",
+            (sys.executable, "-m", "bench.subscriber", url, QUEUE),
+            env=peer_env(url),
+            log_dir=log_dir,
+        )
+    t_start = time.monotonic()
+    try:
+        for i in range(setup.processes):
+            env_i = {**env, "HEALTH_PORT": str(free_port()), "POD_NAME": f"bench-{i}"}
+            children.append(Child(f"{setup.system}-{i}", setup.argv, env=env_i, log_dir=log_dir))
+        deadline = t_start + WORKER_TIMEOUT_S
+        while count() == 0:
+            for ch in children:
+                ch.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{setup.label}: no job done after {WORKER_TIMEOUT_S} s")
+            time.sleep(POLL_S)
+        t_first = time.monotonic()
+        time.sleep(warmup_s)
+        c0, t0 = count(), time.monotonic()
+        cpu0 = sum(session_cpu(ch.pid) for ch in children)
+        sub_cpu0 = session_cpu(sub.pid) if sub else 0.0
+        before = RedisSnapshot.take(client)
+        polls = 0
+        short = False
+        while True:
+            time.sleep(POLL_S)
+            done = count()
+            polls += 1
+            now = time.monotonic()
+            if now - t0 >= window_s:
+                break
+            if done >= n - 10:
+                short = True
+                break
+            for ch in children:
+                ch.check()
+        c1, t1 = count(), time.monotonic()
+        cpu1 = sum(session_cpu(ch.pid) for ch in children)
+        sub_cpu1 = session_cpu(sub.pid) if sub else 0.0
+        after = RedisSnapshot.take(client)
+    finally:
+        for ch in children:
+            ch.stop(timeout=30)
+        if sub is not None:
+            sub.stop(timeout=5)
+    delta = before.delta(after, ignore={poll_cmd: polls})
+    jobs = max(c1 - c0, 1)
+    window = t1 - t0
+    client.close()
+    return {
+        "system": setup.system,
+        "setting": setup.setting,
+        "label": setup.label,
+        "job": setup.job,
+        "defaults": setup.defaults,
+        "subscriber": setup.subscriber,
+        "counted_by": setup.counted_by,
+        "processes": setup.processes,
+        "worker_processes": setup.worker_processes,
+        "jobs": c1 - c0,
+        "short": short,
+        "jobs_s": jobs / window,
+        "jobs_s_per_process": jobs / window / setup.worker_processes,
+        "seconds": window,
+        "startup_s": t_first - t_start,
+        "fill_s": fill_s,
+        "redis_cmds_per_job": delta.total / jobs,
+        "redis_scripts_per_job": delta.scripts / jobs,
+        "redis_cpu_us_per_job": delta.cpu / jobs * 1e6,
+        "worker_cpu_us_per_job": (cpu1 - cpu0) / jobs * 1e6,
+        "subscriber_cpu_us_per_job": (sub_cpu1 - sub_cpu0) / jobs * 1e6 if sub else None,
         "redis_top_cmds": delta.top(),
     }
 

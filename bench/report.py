@@ -14,10 +14,12 @@ from bench.constants import (
     TARGET_API_SINGLE_RPS,
     TARGET_OPERATOR_READY_S,
     TARGET_OPERATOR_RSS_MIB,
-    TARGET_RATIO_DRAMATIQ,
-    TARGET_RATIO_OTHERS,
+    TARGET_PRODUCER_RATIO_DRAMATIQ,
+    TARGET_RATIO_PEER_BEST,
+    TARGET_RATIO_PEER_DEFAULTS,
     TARGET_SCALE_0_1_S,
     TARGET_SCALE_1_20_S,
+    TARGET_WORKER_BEST_JOBS_S,
     TARGET_WORKER_JOBS_S,
 )
 
@@ -60,96 +62,133 @@ def _section_head(name: str, title: str, sec: dict[str, Any] | None) -> list[str
 
 
 def best_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(system, job) -> the fastest row of that system and job."""
+    """(system, job) -> the fastest row of that system and job (per worker process)."""
     best: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
         if "jobs_s" not in r:
             continue
         key = (r["system"], r.get("job", "incr"))
-        if key not in best or r["jobs_s"] > best[key]["jobs_s"]:
+        if key not in best or _per_process(r) > _per_process(best[key]):
             best[key] = r
     return best
 
 
-def worker_ratios(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """peer -> {"noop": ours-noop-best / peer-best, "incr": ours-incr-best / peer-best}."""
-    best = best_rows(rows)
-    out: dict[str, dict[str, float]] = {}
-    for p in PEERS:
-        pb = best.get((p, "incr"))
-        if not pb:
+def _per_process(r: dict[str, Any]) -> float:
+    return float(r.get("jobs_s_per_process", r["jobs_s"]))
+
+
+def _ours(rows: list[dict[str, Any]], job: str, defaults: bool) -> dict[str, Any] | None:
+    return next(
+        (
+            r
+            for r in rows
+            if r["system"] == "ours"
+            and r.get("job") == job
+            and bool(r.get("defaults")) == defaults
+            and "jobs_s" in r
+        ),
+        None,
+    )
+
+
+def _best_peer(rows: list[dict[str, Any]], defaults: bool) -> dict[str, Any] | None:
+    """The peer row with the most jobs/s per worker process, at defaults or at best."""
+    peers = [
+        r
+        for r in rows
+        if r["system"] in PEERS and "jobs_s" in r and bool(r.get("defaults")) == defaults
+    ]
+    return max(peers, key=_per_process, default=None)
+
+
+def worker_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ours at defaults (INCR plain client, INCR on ctx.redis, no-op) per worker process
+    against the best peer per process, at the peers' defaults and at their best."""
+    out: list[dict[str, Any]] = []
+    for defaults, target in ((True, TARGET_RATIO_PEER_DEFAULTS), (False, TARGET_RATIO_PEER_BEST)):
+        peer = _best_peer(rows, defaults)
+        if peer is None:
             continue
-        out[p] = {}
-        for job in ("noop", "incr"):
-            ob = best.get(("ours", job))
-            if ob:
-                out[p][job] = ob["jobs_s"] / pb["jobs_s"]
+        for job in ("incr_plain", "incr_ctx", "noop"):
+            ours = _ours(rows, job, True)
+            if ours is None:
+                continue
+            out.append(
+                {
+                    "ours": ours["label"],
+                    "job": job,
+                    "peer": peer["label"],
+                    "peer_defaults": defaults,
+                    "ratio": _per_process(ours) / _per_process(peer),
+                    "target": target,
+                }
+            )
     return out
 
 
+def _spread(r: dict[str, Any]) -> str:
+    runs = r.get("runs_jobs_s_per_process") or r.get("runs_jobs_s") or []
+    if len(runs) < 2:
+        return "-"
+    return f"{_n(min(runs))}-{_n(max(runs))}"
+
+
 def _worker(sec: dict[str, Any] | None) -> list[str]:
-    lines = _section_head("worker", "Worker throughput (one process, same redis-server)", sec)
+    lines = _section_head(
+        "worker", "Worker throughput (same redis-server, per worker process)", sec
+    )
     if not sec or not sec.get("data"):
         return lines
     d = sec["data"]
     rows = d.get("rows", [])
+    loads = d.get("loads_per_round")
     lines.append(
-        f"{d.get('jobs', 0):,} jobs per peer configuration and for ours at concurrency 1, "
-        f"{d.get('jobs_ours', d.get('jobs', 0)):,} for ours at high concurrency (it finishes "
-        "20k in well under a second), all queued before the worker starts; a configuration "
-        "still running after the time cap is stopped and measured over the jobs it finished "
-        f"(`capped`). Each configuration ran {d.get('repeats', 1)} time(s); the median run is "
-        "shown. jobs/s "
-        "from the first to the last completion (the harness polls the counter every 10 ms). "
-        "Redis commands per job are INFO commandstats deltas and include the commands run "
-        "inside Lua scripts (the harness's own polling is subtracted); Redis and worker CPU "
-        "are per job, from INFO cpu and /proc (worker CPU includes a forking peer's children). "
-        "'Jobs per worker CPU-second' is 1 s divided by the worker CPU per job: what one "
-        "dedicated "
-        "core would do, the figure least disturbed by other load on a shared machine. The "
-        "life-cycle ceiling is 1 s divided by the "
-        "Redis CPU per job: the rate at which that configuration would saturate one Redis core."
+        f"Every configuration ran {d.get('repeats', 1)} times, interleaved (each round runs "
+        "every configuration once, so a change in the machine's load hits every system "
+        "alike); the median run is shown, with the range of all runs. Each run measures a "
+        f"steady window of {d.get('window_s', '?')} s that opens {d.get('warmup_s', '?')} s "
+        "after the first completion (start-up, imports and the first claim excluded); jobs "
+        "were queued before the worker started, enough for the whole window. jobs/s, worker "
+        "CPU, Redis CPU and Redis commands all cover that window only. *Per process* divides "
+        "by the processes that run jobs (Dramatiq's and Celery's defaults start one per CPU). "
+        "Worker CPU includes a forking peer's children; the subscriber column is the "
+        "autoscaler-like process subscribed to our events channel (`bench/subscriber.py`). "
+        f"hiredis: {d.get('hiredis', '?')}."
+        + (f" Load average at the start of each round and at the end: {loads}." if loads else "")
     )
     lines.append("")
     table = []
     for r in rows:
         if "jobs_s" not in r:
-            table.append(
-                [
-                    r["label"],
-                    r.get("counted_by", ""),
-                    "-",
-                    f"failed: {r.get('error', '')[:120]}",
-                    *[""] * 6,
-                ]
-            )
+            table.append([r["label"], "-", f"failed: {r.get('error', '')[:120]}", *[""] * 7])
             continue
-        capped = " (capped)" if r.get("capped") else ""
+        short = " (queue ran dry)" if r.get("short") else ""
+        sub = r.get("subscriber_cpu_us_per_job")
         table.append(
             [
                 r["label"],
-                r["counted_by"],
-                _n(r["jobs"]) + capped,
-                f"**{_n(r['jobs_s'])}**",
+                f"**{_n(_per_process(r))}**{short}",
+                _spread(r),
+                _n(r["jobs_s"]),
                 _n(r["redis_cmds_per_job"], 2),
                 _n(r["redis_cpu_us_per_job"], 1),
                 _n(r["worker_cpu_us_per_job"], 1),
-                _n(1e6 / r["worker_cpu_us_per_job"]) if r["worker_cpu_us_per_job"] > 0 else "-",
-                _n(1e6 / r["redis_cpu_us_per_job"]) if r["redis_cpu_us_per_job"] > 0 else "-",
+                "-" if sub is None else _n(sub, 1),
+                _n(r.get("startup_s"), 1),
                 r.get("redis_top_cmds", ""),
             ]
         )
     lines += _table(
         [
             "configuration",
-            "counted by",
-            "jobs",
-            "jobs/s",
+            "jobs/s per process (median)",
+            "range of runs",
+            "jobs/s all processes",
             "Redis cmds/job",
             "Redis CPU µs/job",
             "worker CPU µs/job",
-            "jobs per worker CPU-second",
-            "life-cycle ceiling jobs/s",
+            "subscriber CPU µs/job",
+            "start-up s",
             "top Redis commands",
         ],
         table,
@@ -157,33 +196,23 @@ def _worker(sec: dict[str, Any] | None) -> list[str]:
     lines.append("")
     ratios = worker_ratios(rows)
     if ratios:
-        lines += ["Ours / peer, same run, each at its best setting:", ""]
-        t = []
-        for p, rr in ratios.items():
-            target = TARGET_RATIO_DRAMATIQ if p == "dramatiq" else TARGET_RATIO_OTHERS
-            noop = rr.get("noop")
-            incr = rr.get("incr")
-            t.append(
-                [
-                    p,
-                    f"{noop:.1f}x" if noop else "-",
-                    f"{incr:.1f}x" if incr else "-",
-                    f">= {target:.0f}x",
-                    "met"
-                    if incr and incr >= target
-                    else ("met by no-op only" if noop and noop >= target else "missed"),
-                ]
-            )
-        lines += _table(
+        lines += [
+            "Ours at its defaults against the fastest peer per worker process, same run:",
+            "",
+        ]
+        t = [
             [
-                "peer",
-                "ours no-op / peer INCR",
-                "ours INCR / peer INCR (like for like)",
-                "target",
-                "",
-            ],
-            t,
-        )
+                x["ours"],
+                x["peer"],
+                f"**{x['ratio']:.1f}x**",
+                f">= {x['target']:.0f}x" if x["job"] != "noop" else "-",
+                ("met" if x["ratio"] >= x["target"] else "**missed**")
+                if x["job"] != "noop"
+                else "",
+            ]
+            for x in ratios
+        ]
+        lines += _table(["ours (defaults)", "fastest peer", "ratio", "target", ""], t)
         lines.append("")
     ceil = d.get("ceiling", [])
     if ceil:
@@ -200,19 +229,6 @@ def _worker(sec: dict[str, Any] | None) -> list[str]:
                 t.append([c["what"], _n(c["ops_s"]), _n(c["jobs_s"])])
         lines += _table(["command", "calls/s", "jobs/s"], t)
         lines.append("")
-        best = best_rows(rows).get(("ours", "noop"))
-        claims = [c for c in ceil if "jobs_s" in c and c.get("what", "").startswith("EVALSHA")]
-        claim100 = max(claims, key=lambda c: c["batch"], default=None)
-        if best and claim100:
-            lines.append(
-                f"Our best no-op run reached {best['jobs_s'] / claim100['jobs_s']:.0%} of the "
-                f"claim-only ceiling at {claim100['batch']} jobs per call "
-                f"({_n(claim100['jobs_s'])} jobs/s; redis-benchmark's own 50 clients share the "
-                "same two cores), "
-                f"and {best['jobs_s'] * best['redis_cpu_us_per_job'] / 1e6:.0%} of one Redis "
-                "core by CPU (jobs/s x Redis CPU per job)."
-            )
-            lines.append("")
     return lines
 
 
@@ -265,14 +281,26 @@ def _enqueue(sec: dict[str, Any] | None) -> list[str]:
         lines.append("")
     prod = d.get("producers", [])
     if prod:
-        lines += ["Each system's own Python producer, one process, one call per job:", ""]
+        lines += [
+            "Each system's own Python producer, one process, one call per job (each producer "
+            "ran several times, interleaved with the others; the median run and the range):",
+            "",
+        ]
         t = []
         for r in prod:
             if "error" in r:
-                t.append([r["system"], r["how"], "-", f"failed: {r['error'][:100]}"])
+                t.append([r["system"], r["how"], "-", f"failed: {r['error'][:100]}", "-"])
             else:
-                t.append([r["system"], r["how"], _n(r["jobs"]), f"**{_n(r['jobs_s'])}**"])
-        lines += _table(["system", "call", "jobs", "jobs/s"], t)
+                t.append(
+                    [
+                        r["system"],
+                        r["how"],
+                        _n(r["jobs"]),
+                        f"**{_n(r['jobs_s'])}**",
+                        _spread({"runs_jobs_s": r.get("runs_jobs_s", [])}),
+                    ]
+                )
+        lines += _table(["system", "call", "jobs per run", "jobs/s (median)", "range of runs"], t)
         lines.append("")
     return lines
 
@@ -396,23 +424,45 @@ def _targets(data: dict[str, Any]) -> list[str]:
         )
 
     w = (s.get("worker") or {}).get("data") or {}
-    best = best_rows(w.get("rows", []))
-    noop = best.get(("ours", "noop"))
+    wrows = w.get("rows", [])
+    noop = _ours(wrows, "noop", True)
     add(
-        "worker no-op jobs/s, one process",
+        "worker no-op jobs/s, one process, at defaults (c 8, INFO, subscribed)",
         f">= {TARGET_WORKER_JOBS_S:,}",
         _n(noop["jobs_s"]) if noop else "-",
         (noop["jobs_s"] >= TARGET_WORKER_JOBS_S) if noop else None,
     )
-    for p, rr in worker_ratios(w.get("rows", [])).items():
-        target = TARGET_RATIO_DRAMATIQ if p == "dramatiq" else TARGET_RATIO_OTHERS
-        incr = rr.get("incr")
+    noop_best = _ours(wrows, "noop", False)
+    add(
+        "worker no-op jobs/s, one process, best settings",
+        f">= {TARGET_WORKER_BEST_JOBS_S:,}",
+        _n(noop_best["jobs_s"]) if noop_best else "-",
+        (noop_best["jobs_s"] >= TARGET_WORKER_BEST_JOBS_S) if noop_best else None,
+    )
+    for x in worker_ratios(wrows):
+        if x["job"] == "noop":
+            continue
+        which = "its defaults" if x["peer_defaults"] else "its best"
+        client = "a plain redis.asyncio client" if x["job"] == "incr_plain" else "ctx.redis"
         add(
-            f"ours / {p}, same INCR task",
-            f">= {target:.0f}x",
-            f"{incr:.1f}x (no-op: {rr.get('noop', 0):.1f}x)" if incr else "-",
-            (incr >= target) if incr else None,
+            f"ours INCR on {client} (defaults) / fastest peer at {which}, per process",
+            f">= {x['target']:.0f}x",
+            f"{x['ratio']:.1f}x ({x['peer']})",
+            x["ratio"] >= x["target"],
         )
+    e = (s.get("enqueue") or {}).get("data") or {}
+    prod = {(r["system"], r["how"]): r for r in e.get("producers", []) if "jobs_s" in r}
+    ours_single = next(
+        (r for (sy, how), r in prod.items() if sy == "jobqueue" and "one" in how), None
+    )
+    dram = next((r for (sy, _), r in prod.items() if sy == "dramatiq"), None)
+    ratio = ours_single["jobs_s"] / dram["jobs_s"] if ours_single and dram else None
+    add(
+        "producer: Queue.enqueue / Dramatiq send, one call per job",
+        f">= {TARGET_PRODUCER_RATIO_DRAMATIQ:.0f}x",
+        "-" if ratio is None else f"{ratio:.2f}x",
+        None if ratio is None else ratio >= TARGET_PRODUCER_RATIO_DRAMATIQ,
+    )
     e = (s.get("enqueue") or {}).get("data") or {}
     api = [r for r in e.get("api", []) if "requests_per_s" in r]
     single = max(
@@ -523,7 +573,7 @@ def render(data: dict[str, Any], notes: str) -> str:
         "PyPI by the harness. Benchmarks never run in `make test` or CI.",
         "",
         *_meta(data),
-        "## Targets (issue 12)",
+        "## Targets (issues 12 and 20)",
         "",
         *_targets(data),
         "",

@@ -1,9 +1,13 @@
 """Worker throughput, ours against RQ, Celery, arq and Dramatiq, plus the Redis ceiling.
 
-All on one private redis-server, one worker process each, at concurrency 1 and at the best
-setting found for each system. Every peer's task does one Redis INCR and is counted by that
-counter; ours runs the same INCR task (counted the same way) and a true no-op (counted by the
-protocol's `completed` counter). The ceiling is redis-benchmark running our own claim script.
+All on one private redis-server, every system at its defaults (what a user gets, per-job log
+lines included; ours with the autoscaler subscribed to the events channel, as in production)
+and at the best setting found. Every peer's task does one Redis INCR and is counted by that
+counter; ours runs the same INCR task written the plain way (a module-level `redis.asyncio`
+client), the same INCR on `ctx.redis` (the client the runtime gives tasks), and a true no-op
+(counted by the protocol's `completed` counter). Each configuration runs `repeats` times,
+interleaved, each over a steady window after its first completion. The ceiling is
+redis-benchmark running our own claim script.
 """
 
 from __future__ import annotations
@@ -18,22 +22,18 @@ from typing import Any, cast
 import redis
 from jobqueue_worker.constants import CLAIM_BATCH_MAX as WORKER_CLAIM_BATCH
 
-from bench import drive, envs
+from bench import drive, envs, machine
 from bench.common import Ctx, private_redis
 from bench.constants import (
     CEILING_CLIENTS,
     CEILING_REQUESTS_FULL,
     CEILING_REQUESTS_QUICK,
-    OURS_BEST_CONCURRENCY,
-    OURS_INCR_CONCURRENCY,
-    OURS_JOBS_FULL,
-    OURS_JOBS_QUICK,
     PEER_REQUIREMENTS,
-    WORKER_CAP_FULL_S,
-    WORKER_CAP_QUICK_S,
-    WORKER_JOBS_FULL,
-    WORKER_JOBS_QUICK,
     WORKER_REPEATS_FULL,
+    WORKER_REPEATS_QUICK,
+    WORKER_WARMUP_S,
+    WORKER_WINDOW_FULL_S,
+    WORKER_WINDOW_QUICK_S,
 )
 
 log = logging.getLogger(__name__)
@@ -44,14 +44,17 @@ CLAIM_BATCHES = (1, 100, WORKER_CLAIM_BATCH)
 
 
 def setups() -> list[drive.Setup]:
+    """Every configuration, ours and each peer's, at its defaults and at its best."""
     out = [
-        drive.ours(1, "noop"),
-        drive.ours(OURS_BEST_CONCURRENCY, "noop"),
-        drive.ours(1, "incr"),
-        drive.ours(OURS_INCR_CONCURRENCY, "incr"),
+        drive.ours_defaults("noop"),
+        drive.ours_defaults("incr_plain"),
+        drive.ours_defaults("incr_ctx"),
+        drive.ours_best("noop"),
+        drive.ours_best("incr_ctx"),
     ]
     for p in PEERS:
         out += [drive.peer(p, best=False), drive.peer(p, best=True)]
+    out.append(drive.arq_keep_result(True))
     return out
 
 
@@ -82,7 +85,7 @@ def _redis_benchmark(url_port: int, n: int, *cmd: str) -> float:
 
 def ceiling(ctx: Ctx) -> list[dict[str, Any]]:
     """redis-benchmark: LPUSH, and EVALSHA of our claim script at batch 1 and 100."""
-    from jobqueue.constants import LEASE_EXPIRED_ERROR, MAINTENANCE_LIMIT
+    from jobqueue.constants import LEASE_EXPIRED_ERROR, MAINTENANCE_INTERVAL_MS, MAINTENANCE_LIMIT
     from jobqueue.keys import QueueKeys
     from jobqueue.scripts import script
 
@@ -113,6 +116,7 @@ def ceiling(ctx: Ctx) -> list[dict[str, Any]]:
                 "300000",
                 str(MAINTENANCE_LIMIT),
                 LEASE_EXPIRED_ERROR,
+                str(MAINTENANCE_INTERVAL_MS),
             ]
             rps = _redis_benchmark(server.port, calls, "EVALSHA", sha, str(len(keys)), *keys, *argv)
             left = sum(
@@ -147,33 +151,49 @@ def _check_ours(url: str) -> dict[str, int]:
 
 
 def run(ctx: Ctx) -> dict[str, Any]:
-    n = ctx.pick(WORKER_JOBS_QUICK, WORKER_JOBS_FULL)
-    n_ours = ctx.pick(OURS_JOBS_QUICK, OURS_JOBS_FULL)
-    max_s = ctx.pick(WORKER_CAP_QUICK_S, WORKER_CAP_FULL_S)
-    repeats = ctx.pick(1, WORKER_REPEATS_FULL)
+    """Every configuration `repeats` times, interleaved (round r runs each once), so that a
+    change in the machine's load hits every system alike; the median run of each is reported
+    with the spread of all."""
+    repeats = ctx.pick(WORKER_REPEATS_QUICK, WORKER_REPEATS_FULL)
+    window = ctx.pick(WORKER_WINDOW_QUICK_S, WORKER_WINDOW_FULL_S)
     versions = envs.ensure_all()
-    rows: list[dict[str, Any]] = []
+    todo = setups()
+    runs: dict[str, list[dict[str, Any]]] = {s.label: [] for s in todo}
+    errors: dict[str, dict[str, Any]] = {}
+    loads: list[list[float]] = []
     with private_redis() as server:
-        for s in setups():
-            jobs = n_ours if s.system == "ours" and s.setting != "concurrency 1" else n
-            log.info("worker: %s, %d jobs", s.label, jobs)
-            try:
-                runs = []
-                for _ in range(repeats):
-                    r = drive.run_setup(s, server.url, jobs, ctx.work / "logs", max_seconds=max_s)
-                    if s.system == "ours":
-                        r.update(_check_ours(server.url))
-                    runs.append(r)
-                    log.info(
-                        "  %.0f jobs/s, %.2f redis cmds/job", r["jobs_s"], r["redis_cmds_per_job"]
+        for r in range(repeats):
+            loads.append(list(machine.load()))
+            for s in todo:
+                if s.label in errors:
+                    continue
+                log.info("worker: round %d/%d, %s", r + 1, repeats, s.label)
+                try:
+                    row = drive.run_window(
+                        s, server.url, ctx.work / "logs", window_s=window, warmup_s=WORKER_WARMUP_S
                     )
-                runs.sort(key=lambda r: r["jobs_s"])
-                row = runs[len(runs) // 2]  # the median run
-                row["runs_jobs_s"] = [round(r["jobs_s"]) for r in runs]
-            except Exception as exc:
-                log.exception("  %s failed", s.label)
-                row = drive.error_row(s, exc)
-            rows.append(row)
+                    runs[s.label].append(row)
+                    log.info(
+                        "  %.0f jobs/s (%.0f per process), worker %.1f us/job, redis %.1f us/job",
+                        row["jobs_s"],
+                        row["jobs_s_per_process"],
+                        row["worker_cpu_us_per_job"],
+                        row["redis_cpu_us_per_job"],
+                    )
+                except Exception as exc:
+                    log.exception("  %s failed", s.label)
+                    errors[s.label] = drive.error_row(s, exc)
+    loads.append(list(machine.load()))
+    rows: list[dict[str, Any]] = []
+    for s in todo:
+        if s.label in errors:
+            rows.append(errors[s.label])
+            continue
+        done = sorted(runs[s.label], key=lambda r: r["jobs_s"])
+        row = dict(done[len(done) // 2])  # the median run
+        row["runs_jobs_s"] = [round(r["jobs_s"]) for r in runs[s.label]]
+        row["runs_jobs_s_per_process"] = [round(r["jobs_s_per_process"]) for r in runs[s.label]]
+        rows.append(row)
     try:
         ceil = ceiling(ctx)
     except Exception as exc:
@@ -182,8 +202,10 @@ def run(ctx: Ctx) -> dict[str, Any]:
     return {
         "rows": rows,
         "ceiling": ceil,
-        "jobs": n,
-        "jobs_ours": n_ours,
         "repeats": repeats,
+        "window_s": window,
+        "warmup_s": WORKER_WARMUP_S,
+        "loads_per_round": loads,
         "peer_versions": versions,
+        "hiredis": "none (no system has it installed)",
     }

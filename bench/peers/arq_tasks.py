@@ -26,13 +26,15 @@ LOG_CONFIG: dict[str, Any] = {
 
 
 class WorkerSettings:
-    """`arq bench.peers.arq_tasks.WorkerSettings --burst`; BENCH_MAX_JOBS sets max_jobs."""
+    """`arq bench.peers.arq_tasks.WorkerSettings --burst`; BENCH_MAX_JOBS sets max_jobs,
+    BENCH_KEEP_RESULT keep_result (seconds; 0 stores no result)."""
 
     functions = [incr]
     redis_settings = RedisSettings.from_dsn(REDIS_URL)
     queue_name = QUEUE
     max_jobs = int(os.environ.get("BENCH_MAX_JOBS", "10"))
     poll_delay = float(os.environ.get("BENCH_POLL_DELAY", "0.5"))
+    keep_result = float(os.environ.get("BENCH_KEEP_RESULT", "3600"))  # arq's default: 1 h
     burst = True
     handle_signals = True
 

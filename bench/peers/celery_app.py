@@ -11,7 +11,7 @@ from bench.peers._env import COUNTER, QUEUE, REDIS_URL, produce_main
 
 app = Celery("bench", broker=REDIS_URL)
 app.conf.update(
-    task_acks_late=True,
+    task_acks_late=os.environ.get("BENCH_ACKS_LATE", "1") == "1",  # Celery's default: off
     task_ignore_result=True,  # no result backend: the counter is the result
     worker_prefetch_multiplier=int(os.environ.get("BENCH_PREFETCH", "1")),
     task_default_queue=QUEUE,

@@ -39,6 +39,20 @@ async def incr(payload: Any) -> None:
     await _redis().incr(_COUNTER)
 
 
+_plain: aioredis.Redis | None = None
+
+
+@task("incr_plain")
+async def incr_plain(payload: Any) -> None:
+    """The INCR as a user writes it: one module-level `redis.asyncio` client, its defaults."""
+    global _plain
+    if _plain is None:
+        _plain = aioredis.Redis.from_url(
+            os.environ.get("BENCH_REDIS_URL") or os.environ["REDIS_URL"]
+        )
+    await _plain.incr(_COUNTER)
+
+
 @task("incr_ctx")
 async def incr_ctx(payload: Any, ctx: JobContext) -> None:
     """The same INCR on the client the runtime gives tasks (`ctx.redis`), as documented."""
