@@ -128,7 +128,11 @@ def test_each_pool_gets_its_own_deployment_queue_and_a_secret_with_only_its_keys
         for e in email["spec"]["template"]["spec"]["containers"][0]["env"]
         if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
     }
-    assert refs == {"REDIS_URL": "shop-worker-email", "SMTP_PASSWORD": "shop-worker-email"}
+    assert refs == {
+        "REDIS_URL": "shop-worker-email",
+        "TASK_QUEUE_URL": "shop-worker-email",
+        "SMTP_PASSWORD": "shop-worker-email",
+    }
     workloads = kube.kubectl("get", "deploy", "-n", ns, "-o", "json").stdout
     jq_text = json.dumps(get(kube, "jq", ns, "shop"))
     assert "hunter22" not in workloads + jq_text
