@@ -956,6 +956,7 @@ class WorkerPoolSpec(WorkerSpec):
                 f"(has(self.queue) && self.queue.format != '{JOBQUEUE_FORMAT}') == "
                 "(!has(self.jobTypes) || self.jobTypes.size() == 0)",
                 MSG_POOL_JOB_TYPES,
+                fieldPath=".jobTypes",
             ),
         )
     )
