@@ -43,15 +43,19 @@ local function promote()
   return #due
 end
 
--- Pop up to `want` ids into `ids`, highest priority first.
-local ids = {}
+-- Pop up to `count` ids in all, highest priority first, into one bucket per priority (a second
+-- pop after a promotion keeps the order: a promoted high job goes before low ones).
+local buckets = {{}, {}, {}}
+local popped = 0
 local function pop()
   for p = 1, 3 do
-    local want = count - #ids
+    local want = count - popped
     if want <= 0 then return end
     local got = redis.call('LPOP', READY[p], want)
     if got then
-      for i = 1, #got do ids[#ids + 1] = got[i] end
+      local b = buckets[p]
+      for i = 1, #got do b[#b + 1] = got[i] end
+      popped = popped + #got
     end
   end
 end
@@ -78,8 +82,12 @@ end
 
 -- 4. Pop, highest priority first; short of `count`, promote what fell due and pop again.
 pop()
-if #ids < count and not promoted and promote() > 0 then pop() end
-if #ids == 0 then return '' end
+if popped < count and not promoted and promote() > 0 then pop() end
+if popped == 0 then return '' end
+local ids = {}
+for p = 1, 3 do
+  for _, id in ipairs(buckets[p]) do ids[#ids + 1] = id end
+end
 
 local specs = redis.call('HMGET', k_job_spec, unpack(ids))
 local runs = redis.call('HMGET', k_job_run, unpack(ids))

@@ -459,3 +459,16 @@ async def test_a_client_that_decodes_responses_works_too(redis_url: str, queue_n
         await q.purge()
         await q.aclose()
         await client.aclose()
+
+
+async def test_a_claim_the_lists_cannot_fill_promotes_due_jobs_in_priority_order(
+    queue: Queue,
+) -> None:
+    """Between maintenance runs (MAINTENANCE_INTERVAL_MS) a claim that the ready lists cannot
+    fill promotes due delayed jobs itself, and still returns the highest priority first."""
+    high = await queue.enqueue(JobSpec("t", "high", priority=Priority.HIGH, delay=0.03))
+    assert await queue.claim("w", 5) == []  # runs the maintenance: the gate is now closed
+    low = await queue.enqueue(JobSpec("t", "low", priority=Priority.LOW))
+    await asyncio.sleep(0.05)  # "high" is due, the gate still closed
+    got = await queue.claim("w", 5)
+    assert [c.id for c in got] == [high.job_id, low.job_id]
