@@ -65,6 +65,7 @@ KEDA_BEHAVIOR: dict[str, Any] = {
     }
 }
 CASES = ("0->1", "1->20", "drain")
+HPA_SYNC_PERIOD_S = 15  # kube-controller-manager's --horizontal-pod-autoscaler-sync-period
 FORMATS = ("jobqueue", "list")
 
 
@@ -502,6 +503,9 @@ def _phase(
     hits["0->1"] = w.wait(deps, lambda r: r >= 1, t0, timeout=KEDA_POLLING_INTERVAL_S + 30)
     time.sleep(3)
     marks["0->1"] = (t0, time.monotonic())
+    # A random phase against the HPA's 15 s sync too: every ScaledObject of a trial was made
+    # at the same moment, so without it the push would land at a fixed offset from the syncs.
+    time.sleep(rng.uniform(0, HPA_SYNC_PERIOD_S))
 
     t1 = push(AUTOSCALE_BACKLOG)
     hits["1->20"] = w.wait(deps, lambda r: r >= AUTOSCALE_MAX_REPLICAS, t1, timeout=150)
@@ -634,7 +638,9 @@ def run(ctx: Ctx) -> dict[str, Any]:
         "status.queue.wakeup. Each trial's list is in its own Redis database.",
         f"After a random 0-{KEDA_POLLING_INTERVAL_S} s wait (a random phase against every poll "
         f"loop): enqueue 1 job (0->1: seconds to spec.replicas >= 1), then {AUTOSCALE_BACKLOG} "
-        f"in one call onto the 1 replica ({AUTOSCALE_BACKLOG + 1} waiting; 1->20: seconds to "
+        f"in one call onto the 1 replica, 3-{HPA_SYNC_PERIOD_S + 3} s after the last scaler "
+        f"reached 1 (3 s plus a random phase against the HPA's {HPA_SYNC_PERIOD_S} s sync; "
+        f"{AUTOSCALE_BACKLOG + 1} waiting; 1->20: seconds to "
         f"spec.replicas = {AUTOSCALE_MAX_REPLICAS}, and the levels it went through), then empty "
         "the queue (drain: back to 0). Seconds from just before the enqueue (LPUSH) / purge "
         "command to the watch event.",
