@@ -131,7 +131,8 @@ def autoscale(data: dict[str, Any], out: Path) -> Path | None:
             ax.set_title(f"{fmt} format: {case}")
             ax.set_xlabel("seconds since the event (enqueue / queue emptied)")
             ax.set_ylabel("worker Deployment spec.replicas")
-            ax.legend(fontsize=7)
+            if case == cases[-1]:  # one legend per row, where the lines leave room
+                ax.legend(fontsize=7, loc="center left")
     fig.suptitle("Autoscaler reaction, same control plane, same Redis list: ours vs KEDA")
     fig.tight_layout()
     path = out / "autoscale.png"
