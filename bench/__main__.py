@@ -13,6 +13,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -40,9 +41,17 @@ def load_results() -> dict[str, Any]:
     return {"meta": {}, "sections": {}}
 
 
-def save_results(data: dict[str, Any]) -> None:
-    tmp = RESULTS_JSON.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+def save_results(data: dict[str, Any], sections: list[str]) -> None:
+    """Write this run's ``sections`` (and its meta) over the file as it is now: a run that
+    overlapped keeps the sections it wrote meanwhile."""
+    current = load_results()
+    current["meta"] = data["meta"]
+    for name in sections:
+        if name in data["sections"]:
+            current["sections"][name] = data["sections"][name]
+    data["sections"] = current["sections"]
+    tmp = RESULTS_JSON.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(current, indent=1, sort_keys=False) + "\n")
     tmp.replace(RESULTS_JSON)
 
 
@@ -100,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             log.info("=== %s (%s)", name, "quick" if args.quick else "full")
             data["sections"][name] = run_one(name, ctx)
-            save_results(data)  # a crash later keeps what is done
+            save_results(data, names)  # a crash later keeps what is done
         data["meta"]["seconds"] = round(time.monotonic() - t0, 1)
         data["meta"]["load_at_end"] = machine.load()
-        save_results(data)
+        save_results(data, names)
     report.write(data)
     failed = [n for n in names if data["sections"].get(n, {}).get("error")]
     if failed and not args.report:

@@ -96,5 +96,5 @@ TARGET_API_BATCH_JOBS_S: Final = 50_000
 TARGET_SCALE_0_1_S: Final = 0.3  # event-driven: our protocol, or keyspace notifications
 TARGET_SCALE_0_1_POLLED_S: Final = 1.5  # a foreign format polled every 1 s
 TARGET_SCALE_1_20_S: Final = 2.0
-TARGET_OPERATOR_READY_S: Final = 60.0
-TARGET_OPERATOR_RSS_MIB: Final = 256.0
+TARGET_OPERATOR_READY_S: Final = 30.0  # 1,000 JobQueues at the defaults (issue 21)
+TARGET_OPERATOR_RSS_MIB: Final = 200.0  # at 1,000 JobQueues (issue 21)

@@ -1,4 +1,5 @@
-"""Render bench/results.json into bench/RESULTS.md and the PNG charts beside it."""
+"""Render bench/results.json into bench/RESULTS.md, the PNG charts beside it, and the README's
+block of measured figures (so no figure in the README is typed by hand)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ from bench.constants import (
 )
 
 log = logging.getLogger(__name__)
+
+README = BENCH_DIR.parent / "README.md"
+README_BEGIN = (
+    "<!-- bench:targets:begin (generated from bench/results.json by "
+    "`python -m bench --report`; do not edit) -->"
+)
+README_END = "<!-- bench:targets:end -->"
 
 PEERS = ("rq", "celery", "arq", "dramatiq")
 
@@ -742,6 +750,22 @@ def render(data: dict[str, Any], notes: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def readme_block(data: dict[str, Any]) -> str:
+    """The README's block of measured figures: every target of bench/RESULTS.md, met or not."""
+    return "\n".join([README_BEGIN, *_targets(data), README_END])
+
+
+def with_readme_block(readme: str, data: dict[str, Any]) -> str:
+    """``readme`` with its generated block replaced by the one of ``data``. Pure."""
+    head, sep, rest = readme.partition(README_BEGIN)
+    if not sep:
+        raise ValueError(f"README.md has no {README_BEGIN!r} line")
+    _, sep, tail = rest.partition(README_END)
+    if not sep:
+        raise ValueError(f"README.md has no {README_END!r} line")
+    return head + readme_block(data) + tail
+
+
 def write(data: dict[str, Any]) -> None:
     s = data.get("sections", {})
     for name, fn in (
@@ -760,3 +784,5 @@ def write(data: dict[str, Any]) -> None:
     notes = notes_path.read_text() if notes_path.exists() else ""
     RESULTS_MD.write_text(render(data, notes))
     log.info("wrote %s", RESULTS_MD)
+    README.write_text(with_readme_block(README.read_text(), data))
+    log.info("updated the measured figures in %s", README)
