@@ -300,6 +300,17 @@ def session_cpu(sid: int) -> float:
     return total
 
 
+def completion_counter(client: Any, setup: Setup) -> tuple[Callable[[], int], str]:
+    """How a run counts completed jobs: our no-op jobs in the queue's own counters, every
+    other job by the INCR it makes; and the Redis command that reads it."""
+    if setup.system == "ours" and setup.job == "noop":
+        from jobqueue.keys import QueueKeys
+
+        counters = QueueKeys.for_queue(QUEUE).counters
+        return (lambda: int(cast(bytes | None, client.hget(counters, "completed")) or 0)), "hget"
+    return (lambda: int(cast(bytes | None, client.get(COUNTER_KEY)) or 0)), "get"
+
+
 def run_setup(
     setup: Setup,
     url: str,
@@ -324,21 +335,7 @@ def run_setup(
             fill_s = produce_peer(setup.system, url, n, payload_bytes)
     else:
         fill_s = 0.0
-    if setup.system == "ours" and setup.job == "noop":
-        from jobqueue.keys import QueueKeys
-
-        counters = QueueKeys.for_queue(QUEUE).counters
-
-        def count() -> int:
-            return int(cast(bytes | None, client.hget(counters, "completed")) or 0)
-
-        poll_cmd = "hget"
-    else:
-
-        def count() -> int:
-            return int(cast(bytes | None, client.get(COUNTER_KEY)) or 0)
-
-        poll_cmd = "get"
+    count, poll_cmd = completion_counter(client, setup)
     base = count()
     target = base + n
     before = RedisSnapshot.take(client)
@@ -427,21 +424,7 @@ def run_window(
         fill_s = fill_ours(url, n, setup.job)
     else:
         fill_s = produce_peer(setup.system, url, n)
-    if setup.system == "ours" and setup.job == "noop":
-        from jobqueue.keys import QueueKeys
-
-        counters = QueueKeys.for_queue(QUEUE).counters
-
-        def count() -> int:
-            return int(cast(bytes | None, client.hget(counters, "completed")) or 0)
-
-        poll_cmd = "hget"
-    else:
-
-        def count() -> int:
-            return int(cast(bytes | None, client.get(COUNTER_KEY)) or 0)
-
-        poll_cmd = "get"
+    count, poll_cmd = completion_counter(client, setup)
     env = {**peer_env(url), "REDIS_URL": url, **dict(setup.env)}
     children: list[Child] = []
     sub: Child | None = None
