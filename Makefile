@@ -29,11 +29,12 @@ setup: deps $(VENV_STAMP) binaries ## deps, the venv and the cached Go builds: e
 binaries: ## Kubernetes, etcd, helm, kubeconform, CoreDNS, kube-router from the Go module proxy (cached)
 	@bash tests/cluster/build.sh all coredns kube-router
 
-lint: $(VENV_STAMP) ## ruff, ruff format, mypy, bash -n
+lint: $(VENV_STAMP) ## ruff, ruff format, mypy, the import layers (import-linter), bash -n
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m mypy --strict tests/cluster tests/conftest.py demo
+	.venv/bin/lint-imports
 	@for f in tests/cluster/build.sh hack/*.sh .ci/run; do bash -n "$$f" || exit 1; done
 
 unit: $(VENV_STAMP) ## unit tests only (no cluster, no Redis)
