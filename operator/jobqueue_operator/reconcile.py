@@ -593,10 +593,11 @@ class Reconciler:
         retry: int,
     ) -> str:
         queues = spec.jobqueue_queues(ref.namespace, ref.name)
+        any_foreign = spec.queue.foreign or any(p.queue.foreign for p in spec.workers)
         foreign = (
-            ""
-            if len(queues) == len(spec.workers) + 1
-            else ("; the keys of the queues in other formats are kept (they are your library's)")
+            "; the keys of the queues in other formats are kept (they are your library's)"
+            if any_foreign
+            else ""
         )
         if spec.redis.managed is not None:
             # The data is the volume: delete the claims (the StatefulSet's retention policy
