@@ -7,6 +7,7 @@ import logging
 
 import kopf
 
+from jobqueue_operator import discovery
 from jobqueue_operator.settings import get_settings
 
 
@@ -27,6 +28,8 @@ def main() -> None:
     from jobqueue_operator import handlers  # noqa: F401
 
     namespaces = settings.namespaces()
+    if namespaces:
+        discovery.install()
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
