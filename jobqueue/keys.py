@@ -24,6 +24,9 @@ tag ``{<q>}`` so all keys of a queue live in one Redis Cluster slot)::
                         ``MAINTENANCE_INTERVAL_MS`` run the queue's maintenance (lease
                         recovery, delayed-job promotion, reaping).
     jq:{<q>}:events     pub/sub channel (not a key): JSON state-change messages.
+    jq:{<q>}:control    pub/sub channel (not a key) the workers listen on: ids of running
+                        jobs cancelled by a user. Apart from ``events``, so a worker is not
+                        woken by every acknowledgement batch of the queue.
     jq:{<q>}:job:<attr> one HASH per job attribute ("column"), field = job id:
         spec      JSON [created_ms, priority index, max_retries, type, payload], written
                   once at enqueue (Lua prepends created_ms). Scripts read the priority
@@ -60,6 +63,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from jobqueue.constants import KEY_PREFIX, MAX_QUEUE_NAME_LENGTH
+
+# Pub/sub channels: declared in scripts' KEYS like keys (Cluster routes on them), not keys.
+CHANNELS: tuple[str, ...] = ("events", "control")
 
 # Job attribute columns, in the order the read script returns them.
 COLUMNS: tuple[str, ...] = (
@@ -98,6 +104,7 @@ class QueueKeys:
     name: str
     prefix: str
     events: str
+    control: str
     ready_high: str
     ready_normal: str
     ready_low: str
@@ -129,6 +136,7 @@ class QueueKeys:
             name=name,
             prefix=p,
             events=p + "events",
+            control=p + "control",
             ready_high=p + "ready:high",
             ready_normal=p + "ready:normal",
             ready_low=p + "ready:low",
@@ -157,8 +165,8 @@ class QueueKeys:
 
     @property
     def all_keys(self) -> tuple[str, ...]:
-        """Every Redis key of the queue (the events channel is not a key)."""
-        skip = {"name", "prefix", "events"}
+        """Every Redis key of the queue (the pub/sub channels are not keys)."""
+        skip = {"name", "prefix", *CHANNELS}
         return tuple(getattr(self, f.name) for f in fields(self) if f.name not in skip)
 
     def key(self, attr: str) -> str:

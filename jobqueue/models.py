@@ -167,6 +167,9 @@ class QueueStats:
     completed_total: int
     failed_total: int
     enqueued_total: int
+    # the ready lists alone by priority (high, normal, low); due delayed jobs not promoted
+    # yet count in ``ready`` only
+    ready_by_priority: tuple[int, int, int] = (0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,9 @@ Semantics, in short (keys.py documents the data layout):
 Events on ``keys.events`` (JSON, one message per call, never per job of a batch; a claim
 publishes nothing, as it leaves the depth, ready + in flight, unchanged):
 ``enqueued`` {n}, ``completed`` {ids}, ``failed`` {id, retry_in_ms,
-error}, ``dead`` {id, error}, ``released`` {n, ids}, ``retried`` {n}, ``cancelled`` {id},
-``progress`` {id, progress}, ``lease_expired`` {ids}.
+error}, ``dead`` {id, error}, ``released`` {n, ids}, ``retried`` {n}, ``cancelled`` {id,
+running?}, ``deleted`` {id} (one dead job), ``progress`` {id, progress}, ``lease_expired``
+{ids}. A running job's cancel also goes to ``keys.control`` as {cancel: id}, for its worker.
 
 A lease that ran out but was not recovered yet (no maintenance ran since) can still be renewed
 or completed by its holder: nobody else has the job.
@@ -46,7 +47,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import ConnectionPool
 from redis.exceptions import NoScriptError
 
-from jobqueue import codec
+from jobqueue import browse, codec
+from jobqueue.browse import JobPage, ListState
 from jobqueue.connection import AnyRedis
 from jobqueue.constants import (
     DEFAULT_BACKOFF_BASE,
@@ -383,10 +385,30 @@ class Queue:
                 found[job.id] = job
         return [found.get(j) if isinstance(j, str) else None for j in job_ids]
 
-    async def cancel(self, job_id: str) -> bool:
-        """Cancel a waiting job (queued, delayed or awaiting a retry). False otherwise."""
-        reply = await self._run(self._s["cancel"], (job_id, self._ttl_ms))
-        return bool(reply == 1)
+    async def cancel(self, job_id: str, *, running: bool = False) -> bool:
+        """Cancel a waiting job (queued, delayed or awaiting a retry) or, with ``running``,
+        a running one too: its lease is dropped and its worker told on the control channel
+        (``listen_control``). False when nothing changed (finished or unknown job)."""
+        reply = await self._run(self._s["cancel"], (job_id, self._ttl_ms, 1 if running else 0))
+        return bool(reply in (1, 2))
+
+    async def list_jobs(
+        self,
+        state: ListState,
+        *,
+        job_type: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        budget: int = browse.DEFAULT_BUDGET,
+    ) -> JobPage:
+        """One page of the jobs in ``state`` (see ``jobqueue.browse``: order, bounded work).
+
+        ValueError for a bad limit or a cursor that no listing of ``state`` produced."""
+        args = browse.script_args(
+            state, job_type=job_type, limit=limit, cursor=cursor, budget=budget
+        )
+        reply = await self._run(self._s["browse"], args)
+        return JobPage(_parse_jobs(reply[1:]), _text(reply[0]) or None)
 
     # ----------------------------------------------------------------- workers
 
@@ -622,6 +644,7 @@ class Queue:
             completed_total=r[8],
             failed_total=r[9],
             enqueued_total=r[7],
+            ready_by_priority=(r[10], r[11], r[12]),
         )
 
     async def dead_jobs(self, offset: int = 0, limit: int = 100) -> list[Job]:
@@ -645,6 +668,10 @@ class Queue:
                 break
             total += n
         return total
+
+    async def delete_dead(self, job_id: str) -> bool:
+        """Delete one dead job with its record; False (nothing changed) if it is not dead."""
+        return bool(await self._run(self._s["delete_dead"], (job_id,)) == 1)
 
     async def purge_dead(self) -> int:
         """Delete every dead job with its record; returns how many."""

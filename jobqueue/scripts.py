@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from jobqueue.keys import COLUMNS, QueueKeys
+from jobqueue.keys import CHANNELS, COLUMNS, QueueKeys
 
 _HEADER_RE = re.compile(r"^--!\s*KEYS:(.*)$", re.MULTILINE)
 _COLUMN_NAMES: tuple[str, ...] = tuple(f"job_{c}" for c in COLUMNS)
 _NOT_KEYS = ("name", "prefix")
 _ALL_NAMES: tuple[str, ...] = tuple(
-    name for name in QueueKeys.__dataclass_fields__ if name not in (*_NOT_KEYS, "events")
+    name for name in QueueKeys.__dataclass_fields__ if name not in (*_NOT_KEYS, *CHANNELS)
 )
 
 SCRIPT_NAMES: tuple[str, ...] = (
@@ -46,6 +46,8 @@ SCRIPT_NAMES: tuple[str, ...] = (
     "purge",
     "heartbeat",
     "workers",
+    "browse",
+    "delete_dead",
 )
 
 

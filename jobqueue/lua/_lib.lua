@@ -65,6 +65,18 @@ local function ids_json(ids)
   return '["' .. table.concat(ids, '","') .. '"]'
 end
 
+-- Append the records of `ids` to `out` as read.lua returns them: the ids, their lease
+-- deadlines (nil = not leased), then one value list per column.
+local function job_rows(out, lease, columns, ids)
+  out[#out + 1] = ids
+  if #ids == 0 then return out end
+  out[#out + 1] = redis.call('ZMSCORE', lease, unpack(ids))
+  for _, col in ipairs(columns) do
+    out[#out + 1] = redis.call('HMGET', col, unpack(ids))
+  end
+  return out
+end
+
 -- Delete every column of the given jobs.
 local function delete_jobs(columns, ids)
   if #ids == 0 then return end

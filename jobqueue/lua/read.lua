@@ -11,10 +11,4 @@ else
   ids = {}
   for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
-local out = {ids}
-if #ids == 0 then return out end
-out[2] = redis.call('ZMSCORE', k_lease, unpack(ids))
-for _, col in ipairs(JOB_COLUMNS) do
-  out[#out + 1] = redis.call('HMGET', col, unpack(ids))
-end
-return out
+return job_rows({}, k_lease, JOB_COLUMNS, ids)
