@@ -95,6 +95,15 @@ def node_redis(node_cluster: node.NodeCluster) -> Iterator[RedisServer]:
 CRD = REPO_ROOT / "crds" / "jobqueue.io_jobqueues.yaml"
 
 
+def _deleting(kube: Kube) -> list[str]:
+    items = json.loads(kube.kubectl("get", "jobqueues", "-A", "-o", "json").stdout)["items"]
+    return [
+        f"{jq['metadata']['namespace']}/{jq['metadata']['name']}"
+        for jq in items
+        if jq["metadata"].get("deletionTimestamp")
+    ]
+
+
 @pytest.fixture(scope="module")
 def operator(
     node_cluster: node.NodeCluster, tmp_path_factory: pytest.TempPathFactory
@@ -135,6 +144,10 @@ def operator(
     try:
         wait_for("the operator's /healthz", healthy, 60)
         yield op
+        # A module's namespaces are deleted without waiting; their JobQueues carry the
+        # operator's finalizer, so let it finish them rather than leave namespaces terminating
+        # forever on the shared control plane.
+        wait_for("JobQueues being deleted to be finalized", lambda: not _deleting(kube), 120)
     finally:
         proc.terminate()
         try:
