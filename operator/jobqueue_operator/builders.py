@@ -677,14 +677,15 @@ def keyspace_events(spec: JobQueueSpec) -> str:
 
 
 def redis_conf(managed: ManagedRedis, password: str, notify: str = "") -> str:
-    """redis.conf of the managed Redis: AOF every second, never evict a job (seed 002), and
-    the keyspace notifications ``notify`` (see :func:`keyspace_events`)."""
+    """redis.conf of the managed Redis: AOF fsynced as ``managed.appendfsync`` says, never
+    evict a job (seed 002), and the keyspace notifications ``notify`` (see
+    :func:`keyspace_events`)."""
     lines = [
         "bind * -::*",
         f"port {c.REDIS_PORT}",
         f"dir {c.REDIS_DATA_MOUNT}",
         "appendonly yes",
-        "appendfsync everysec",
+        f"appendfsync {managed.appendfsync}",
         "maxmemory-policy noeviction",
         "tcp-keepalive 300",
         f"requirepass {password}",

@@ -269,6 +269,12 @@ class ManagedRedis(Model):
         pattern=REDIS_MEMORY_PATTERN,
         description="Redis maxmemory (e.g. 256mb); writes fail beyond it (noeviction).",
     )
+    appendfsync: Literal["always", "everysec"] = Field(
+        default="everysec",
+        description="When Redis fsyncs its AOF: `always` before each write is acknowledged (no "
+        "acknowledged job lost even to a power cut; slower writes), `everysec` once a second "
+        "(a host crash can lose the last second; a Redis crash loses nothing).",
+    )
     resources: Resources = Field(default_factory=Resources, description="Redis container.")
     network_policy: RedisNetworkPolicy = Field(
         default_factory=RedisNetworkPolicy,

@@ -283,6 +283,13 @@ def test_the_managed_redis_config_is_aof_everysec_noeviction_with_the_password()
         assert line in conf
 
 
+def test_the_managed_redis_fsyncs_its_aof_on_every_write_with_appendfsync_always() -> None:
+    spec = {"redis": {"managed": {**MANAGED["redis"]["managed"], "appendfsync": "always"}}}
+    conf = decoded(build(spec, MANAGED_MATERIAL)[("Secret", "emails-redis")])["redis.conf"]
+    assert "appendfsync always" in conf.splitlines()
+    assert "appendfsync everysec" not in conf
+
+
 def test_the_managed_redis_statefulset_has_a_volume_and_reads_its_config_from_the_secret() -> None:
     sts = build(MANAGED, MANAGED_MATERIAL)[("StatefulSet", "emails-redis")]
     spec = sts["spec"]

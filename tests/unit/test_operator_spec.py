@@ -389,3 +389,13 @@ def test_every_example_jobqueue_parses() -> None:
                 assert isinstance(parse_spec(doc["spec"]), JobQueueSpec), path
                 found += 1
     assert found >= 6  # the three of examples/ and the four of examples/byo/
+
+
+def test_managed_redis_appendfsync_defaults_to_everysec_and_takes_only_always_or_everysec() -> None:
+    managed = {**BASE, "redis": {"managed": {}}}
+    redis = parse_spec(managed).redis.managed
+    assert redis is not None and redis.appendfsync == "everysec"
+    always = parse_spec({**BASE, "redis": {"managed": {"appendfsync": "always"}}}).redis.managed
+    assert always is not None and always.appendfsync == "always"
+    with pytest.raises(SpecError):
+        parse_spec({**BASE, "redis": {"managed": {"appendfsync": "no"}}})
