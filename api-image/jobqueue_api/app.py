@@ -25,7 +25,8 @@ from jobqueue_api.errors import UNAUTHORIZED, install_error_handlers
 from jobqueue_api.metrics import Metrics
 from jobqueue_api.middleware import EdgeMiddleware
 from jobqueue_api.models import EnqueueRequest, JobBatchCreate, JobCreate
-from jobqueue_api.routers import dlq, enqueue, health, jobs, stats, tasks
+from jobqueue_api.rates import RateTracker
+from jobqueue_api.routers import dlq, enqueue, health, jobs, stats, tasks, workers
 from jobqueue_api.routing import RoutedQueues
 from jobqueue_api.settings import Settings
 
@@ -90,10 +91,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect_redis(settings)
         queue = jobqueue.Queue(redis, settings.queue_name)
-        routed = RoutedQueues.build(redis, queue, settings.job_routes)
+        # With pools, backpressure is checked per target queue by RoutedQueues.
+        routed = RoutedQueues.build(
+            redis, queue, settings.job_routes, max_depth=settings.max_queue_depth
+        )
         enqueuer = Enqueuer(
             routed if settings.job_routes else queue,
-            max_depth=settings.max_queue_depth,
+            max_depth=0 if settings.job_routes else settings.max_queue_depth,
             coalesce=settings.coalesce_enqueues,
             on_created=metrics.enqueued.inc,
             on_round_trip=metrics.enqueue_batch.observe,
@@ -137,11 +141,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.rates = RateTracker()
     install_error_handlers(app)
 
     protected = [Depends(require_token)] if settings.api_token is not None else []
     auth_docs = UNAUTHORIZED if settings.api_token is not None else {}
-    for module in (jobs, enqueue, tasks, dlq, stats):  # hot routes first: matched in order
+    for module in (jobs, enqueue, tasks, dlq, stats, workers):  # hot routes first: in order
         app.include_router(module.router, dependencies=protected, responses=auth_docs)
     app.include_router(health.router)
 

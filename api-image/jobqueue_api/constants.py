@@ -65,3 +65,18 @@ LATENCY_BUCKETS: Final = (
     2.5,
     5.0,
 )
+
+# GET /jobs: page size; the protocol bounds the jobs examined per call (jobqueue.browse).
+JOBS_DEFAULT_LIMIT: Final = 50
+JOBS_MAX_LIMIT: Final = 500
+# GET /queues rates: counters sampled on each read, at most one sample per RATE_MIN_SPACING
+# seconds, rates measured over the last RATE_WINDOW_SECONDS (longer while samples are sparse,
+# up to RATE_MAX_AGE_SECONDS; older samples are dropped).
+RATE_WINDOW_SECONDS: Final = 60.0
+RATE_MIN_SPACING: Final = 1.0
+RATE_MAX_AGE_SECONDS: Final = 600.0
+# /metrics queue gauges: exported by the one replica holding a Redis lease of this length,
+# renewed on each of its scrapes (see metrics.py).
+METRICS_LEASE_SECONDS: Final = 60.0
+# GET /events: a comment line this often keeps proxies from closing an idle stream.
+EVENTS_KEEPALIVE_SECONDS: Final = 15.0

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jobqueue import Queue
 from jobqueue_api.enqueuer import Enqueuer
 from jobqueue_api.metrics import Metrics
+from jobqueue_api.rates import RateTracker
 from jobqueue_api.routing import RoutedQueues
 from jobqueue_api.settings import Settings
 
@@ -38,6 +39,11 @@ async def get_routed(request: Request) -> RoutedQueues:
     return routed
 
 
+async def get_rates(request: Request) -> RateTracker:
+    rates: RateTracker = request.app.state.rates
+    return rates
+
+
 def enqueuer_of(request: Request) -> Enqueuer:
     """The enqueuer without dependency injection, for the hot enqueue routes.
 
@@ -52,6 +58,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 QueueDep = Annotated[Queue, Depends(get_queue)]
 RoutedDep = Annotated[RoutedQueues, Depends(get_routed)]  # every pool's queue, for reads by id
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+RatesDep = Annotated[RateTracker, Depends(get_rates)]
 
 _bearer = HTTPBearer(auto_error=False, description="The API_TOKEN the API was started with.")
 

@@ -16,7 +16,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from jobqueue import EnqueueResult, Job, JobSpec, JobStatus, Priority, QueueStats
+from jobqueue import EnqueueResult, Job, JobSpec, JobStatus, Priority, QueueStats, WorkerInfo
 from jobqueue_api import constants as c
 
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -202,10 +202,14 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     run_at: datetime | None = Field(description="When a delayed job or a retry is due.")
+    queue: str | None = Field(
+        default=None, description="The queue the job is in (listings name it; else null)."
+    )
 
     @classmethod
-    def of(cls, job: Job) -> JobPublic:
+    def of(cls, job: Job, queue: str | None = None) -> JobPublic:
         return cls(
+            queue=queue,
             id=job.id,
             type=job.type,
             payload=job.payload,
@@ -279,6 +283,104 @@ class StatsPublic(BaseModel):
             completed_total=stats.completed_total,
             failed_total=stats.failed_total,
         )
+
+
+class AllStatsPublic(StatsPublic):
+    """GET /stats: the sums over every queue of the JobQueue (oldest age: the largest), with
+    ``queue`` naming the default queue, then each queue on its own."""
+
+    queues: list[StatsPublic]
+
+    @classmethod
+    def of_all(cls, named: list[tuple[str, QueueStats]]) -> AllStatsPublic:
+        each = [StatsPublic.of(name, stats) for name, stats in named]
+        return cls(
+            queue=each[0].queue,
+            ready=sum(s.ready for s in each),
+            in_flight=sum(s.in_flight for s in each),
+            delayed=sum(s.delayed for s in each),
+            dead=sum(s.dead for s in each),
+            oldest_ready_age_seconds=max(s.oldest_ready_age_seconds for s in each),
+            enqueued_total=sum(s.enqueued_total for s in each),
+            completed_total=sum(s.completed_total for s in each),
+            failed_total=sum(s.failed_total for s in each),
+            queues=each,
+        )
+
+
+class JobsPage(BaseModel):
+    """GET /jobs: one page; pass ``next_cursor`` back as ``cursor`` for the next one."""
+
+    jobs: list[JobPublic]
+    next_cursor: str | None = Field(
+        description="Null at the end. A filtered page can be short or empty with a cursor: "
+        "each call examines a bounded number of jobs."
+    )
+
+
+class DeletedJob(BaseModel):
+    deleted: str = Field(description="The id of the job deleted.")
+
+
+class WorkerPublic(BaseModel):
+    """A live worker (its heartbeat has not expired)."""
+
+    id: str
+    queue: str
+    pool: str | None = Field(description="Null for the default pool.")
+    busy: bool
+    in_flight: int = Field(description="Jobs it holds a lease on (running or prefetched).")
+    last_seen: datetime
+
+    @classmethod
+    def of(cls, info: WorkerInfo, queue: str, pool: str | None) -> WorkerPublic:
+        return cls(
+            id=info.id,
+            queue=queue,
+            pool=pool,
+            busy=info.busy,
+            in_flight=info.in_flight,
+            last_seen=datetime.fromtimestamp(info.last_seen, UTC),
+        )
+
+
+class WorkersPublic(BaseModel):
+    workers: list[WorkerPublic]
+
+
+class ReadyByPriority(BaseModel):
+    high: int
+    normal: int
+    low: int
+
+
+class QueueRates(BaseModel):
+    """Per-second rates of the queue's counters over the last RATE_WINDOW_SECONDS."""
+
+    enqueued_per_s: float
+    completed_per_s: float
+    failed_per_s: float = Field(description="Failed attempts (retried or dead) per second.")
+    window_seconds: float = Field(
+        description="The span the rates were measured over; 0 until this API process has "
+        "two samples (the first read of /queues takes the first sample)."
+    )
+
+
+class QueuePublic(BaseModel):
+    """One queue of the JobQueue: depth by state and priority, oldest age, rates."""
+
+    name: str
+    pool: str | None = Field(description="Null for the default queue.")
+    ready: ReadyByPriority = Field(description="The ready lists (due delayed jobs not counted).")
+    in_flight: int
+    delayed: int
+    dead: int
+    oldest_age_seconds: float = Field(description="How long the oldest waiting job has waited.")
+    rates: QueueRates
+
+
+class QueuesPublic(BaseModel):
+    queues: list[QueuePublic]
 
 
 class HealthStatus(BaseModel):

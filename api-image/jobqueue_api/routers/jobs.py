@@ -1,16 +1,20 @@
-"""The typed job resource: enqueue one or many, read, cancel."""
+"""The typed job resource: enqueue one or many, list by state, read, cancel."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
+from jobqueue import Queue
+from jobqueue.browse import ListState
+from jobqueue_api import constants as c
 from jobqueue_api.body import JsonBody, json_response
+from jobqueue_api.cursors import BadCursor, Cursor
 from jobqueue_api.deps import RoutedDep, enqueuer_of
-from jobqueue_api.errors import NOT_FOUND, UNAVAILABLE, WITH_BODY, error_doc
+from jobqueue_api.errors import NOT_FOUND, UNAVAILABLE, WITH_BODY, OpenAPIResponses, error_doc
 from jobqueue_api.middleware import BODY_BYTES_SCOPE_KEY
 from jobqueue_api.models import (
     BatchAccepted,
@@ -19,7 +23,10 @@ from jobqueue_api.models import (
     JobCreate,
     JobId,
     JobPublic,
+    JobsPage,
+    JobType,
 )
+from jobqueue_api.routing import RoutedQueues
 from jobqueue_api.settings import Settings
 
 router = APIRouter(tags=["jobs"], responses=UNAVAILABLE)
@@ -87,7 +94,7 @@ async def get_job(job_id: JobIdPath, queues: RoutedDep) -> JobPublic:
     found = await queues.get(job_id)
     if found is None:
         raise HTTPException(404, f"job {job_id} not found")
-    return JobPublic.of(found[1])
+    return JobPublic.of(found[1], found[0].name)
 
 
 @router.delete(
@@ -96,14 +103,99 @@ async def get_job(job_id: JobIdPath, queues: RoutedDep) -> JobPublic:
     summary="Cancel a queued or delayed job",
 )
 async def cancel_job(job_id: JobIdPath, queues: RoutedDep) -> JobPublic:
+    return await _cancel(queues, job_id, running=False)
+
+
+async def _cancel(queues: RoutedQueues, job_id: str, *, running: bool) -> JobPublic:
+    """Cancel in the job's queue; 404 unknown, 409 with the job's state when nothing changed."""
     found = await queues.get(job_id)
     queue = found[0] if found is not None else queues.default
-    cancelled = await queue.cancel(job_id)
+    cancelled = await queue.cancel(job_id, running=running)
     job = await queue.get(job_id)
     if job is None:
         raise HTTPException(404, f"job {job_id} not found")
     if not cancelled:
-        raise HTTPException(
-            409, f"job {job_id} is {job.status.value}: only queued jobs can be cancelled"
+        allowed = "a finished job cannot" if running else "only queued jobs can"
+        raise HTTPException(409, f"job {job_id} is {job.status.value}: {allowed} be cancelled")
+    return JobPublic.of(job, queue.name)
+
+
+_LIST_ERRORS: OpenAPIResponses = {
+    400: error_doc(
+        "A cursor this API did not return, or for another state, or a queue it "
+        "does not serve; nothing was read."
+    ),
+}
+
+
+@router.get("/jobs", responses=_LIST_ERRORS, summary="List jobs by state, a page at a time")
+async def list_jobs(
+    queues: RoutedDep,
+    state: Annotated[
+        ListState,
+        Query(
+            description="queued and running in claim order; delayed and failed (waiting for "
+            "a retry) by due time; dead, completed and cancelled newest first."
+        ),
+    ] = ListState.QUEUED,
+    job_type: Annotated[JobType | None, Query(alias="type", description="Only this type.")] = None,
+    queue: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="A queue name or a pool name; default: every queue in turn.",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=c.JOBS_MAX_LIMIT)] = c.JOBS_DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, Query(min_length=1, max_length=1024, description="`next_cursor` of a page.")
+    ] = None,
+) -> JobsPage:
+    """Each call examines a bounded number of jobs, however long the queue: a filtered page
+    may come back short, even empty, with a `next_cursor` to go on with."""
+    targets: list[Queue]
+    if queue is None:
+        targets = list(queues.all)
+    else:
+        found = queues.find(queue)
+        if found is None:
+            served = ", ".join(q.name for q in queues.all)
+            raise HTTPException(400, f"unknown queue {queue!r}; this API serves: {served}")
+        targets = [found]
+    start, position = 0, ""
+    if cursor is not None:
+        try:
+            decoded = Cursor.decode(cursor, state)
+        except BadCursor as exc:
+            raise HTTPException(400, str(exc)) from None
+        names = [q.name for q in targets]
+        if decoded.queue not in names:
+            raise HTTPException(400, f"cursor is for queue {decoded.queue!r}, not listed here")
+        start, position = names.index(decoded.queue), decoded.position
+    jobs: list[JobPublic] = []
+    for i in range(start, len(targets)):
+        q = targets[i]
+        page = await q.list_jobs(
+            state, job_type=job_type, limit=limit - len(jobs), cursor=position or None
         )
-    return JobPublic.of(job)
+        jobs += [JobPublic.of(j, q.name) for j in page.jobs]
+        position = ""
+        if page.cursor is not None:
+            return JobsPage(jobs=jobs, next_cursor=Cursor(q.name, state, page.cursor).encode())
+        if len(jobs) >= limit and i + 1 < len(targets):
+            return JobsPage(jobs=jobs, next_cursor=Cursor(targets[i + 1].name, state, "").encode())
+    return JobsPage(jobs=jobs, next_cursor=None)
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    responses={**NOT_FOUND, 409: error_doc("The job has finished: it cannot be cancelled.")},
+    summary="Cancel a queued, delayed, retrying or running job",
+)
+async def cancel_any_job(job_id: JobIdPath, queues: RoutedDep) -> JobPublic:
+    """A running job is cancelled cooperatively: its lease is dropped at once (whatever its
+    worker reports later changes nothing), and its worker, told on the queue's control
+    channel, sets `ctx.cancelled` and cancels the task (an async task gets CancelledError; a
+    sync task should check `ctx.cancelled`)."""
+    return await _cancel(queues, job_id, running=True)

@@ -1,0 +1,251 @@
+"""Seeing and steering every job of every queue (the default one and each pool) through the API.
+
+The real app on a real redis-server, with JOB_ROUTES sending type `email` to a pool's queue:
+a routed job is listed, counted, cancelled, dead-lettered and retried through the same routes
+as a default-queue job; backpressure counts the queue a job goes to; bad input is a 4xx with
+the reason and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+import jobqueue
+from jobqueue import FailOutcome, Queue
+from tests.integration.test_api_endpoints import make_settings, serve
+
+
+class Pools:
+    """The API (routing `email` to the pool) and both queues as workers see them."""
+
+    def __init__(self, api: httpx.AsyncClient, default: Queue, pool: Queue) -> None:
+        self.api, self.default, self.pool = api, default, pool
+
+    async def enqueue(self, job_type: str, **fields: Any) -> str:
+        r = await self.api.post("/jobs", json={"type": job_type, **fields})
+        assert r.status_code == 202, r.text
+        job_id: str = r.json()["job_id"]
+        return job_id
+
+    async def listed(self, state: str, **params: Any) -> list[dict[str, Any]]:
+        r = await self.api.get("/jobs", params={"state": state, **params})
+        assert r.status_code == 200, r.text
+        jobs: list[dict[str, Any]] = r.json()["jobs"]
+        return jobs
+
+
+@pytest.fixture
+async def pools(redis_url: str, queue_name: str) -> AsyncIterator[Pools]:
+    pool_name = f"{queue_name}/mail"
+    settings = make_settings(redis_url, queue_name, job_routes={"email": pool_name})
+    client = jobqueue.connect(redis_url)
+    default, pool = Queue(client, queue_name), Queue(client, pool_name)
+    try:
+        async with serve(settings) as (api, _):
+            yield Pools(api, default, pool)
+    finally:
+        await pool.purge()
+        await default.purge()
+        await client.aclose()
+
+
+async def test_jobs_of_every_queue_are_listed_by_state(pools: Pools) -> None:
+    mail = await pools.enqueue("email")
+    other = await pools.enqueue("resize")
+    later = await pools.enqueue("email", delay_seconds=600)
+    listed = await pools.listed("queued")
+    assert [(j["id"], j["queue"]) for j in listed] == [
+        (other, pools.default.name),
+        (mail, pools.pool.name),
+    ]
+    # by pool name or by queue name, and by type
+    assert [j["id"] for j in await pools.listed("queued", queue="mail")] == [mail]
+    assert [j["id"] for j in await pools.listed("queued", queue=pools.pool.name)] == [mail]
+    assert [j["id"] for j in await pools.listed("queued", type="resize")] == [other]
+    assert [j["id"] for j in await pools.listed("delayed")] == [later]
+    [claimed] = await pools.pool.claim("w")
+    assert [j["id"] for j in await pools.listed("running")] == [mail]
+    assert await pools.pool.complete([(claimed.id, claimed.token, {"sent": True})]) == [True]
+    [done] = await pools.listed("completed")
+    assert (done["id"], done["result"], done["status"]) == (mail, {"sent": True}, "completed")
+    got = (await pools.api.get(f"/jobs/{mail}")).json()
+    assert got["queue"] == pools.pool.name
+
+
+async def test_pages_follow_the_cursor_across_queues(pools: Pools) -> None:
+    ids = [await pools.enqueue("resize") for _ in range(3)]
+    ids += [await pools.enqueue("email") for _ in range(4)]
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"state": "queued", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        body = (await pools.api.get("/jobs", params=params)).json()
+        seen += [j["id"] for j in body["jobs"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids and pages in (4, 5)
+
+
+async def test_bad_listing_input_is_4xx_with_the_reason(pools: Pools) -> None:
+    api = pools.api
+    r = await api.get("/jobs", params={"state": "sleeping"})
+    assert r.status_code == 422 and "queued" in r.text  # the allowed values are named
+    r = await api.get("/jobs", params={"type": " leading space"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "type"]
+    r = await api.get("/jobs", params={"queue": "nope"})
+    assert r.status_code == 400 and "unknown queue 'nope'" in r.json()["detail"]
+    for cursor in ("%%%", "bm90IGpzb24", "e30"):
+        r = await api.get("/jobs", params={"cursor": cursor})
+        assert r.status_code == 400 and "cursor" in r.json()["detail"], cursor
+    await pools.enqueue("email")
+    await pools.enqueue("email")
+    page = (await api.get("/jobs", params={"state": "queued", "limit": 1})).json()
+    r = await api.get("/jobs", params={"state": "dead", "cursor": page["next_cursor"]})
+    assert r.status_code == 400 and "queued listing, not dead" in r.json()["detail"]
+    r = await api.get("/jobs", params={"limit": 0})
+    assert r.status_code == 422
+
+
+async def test_queues_and_stats_count_every_pool(pools: Pools) -> None:
+    await pools.enqueue("email", priority="high")
+    await pools.enqueue("email", priority="low")
+    await pools.enqueue("resize")
+    await pools.enqueue("email", delay_seconds=600)
+    body = (await pools.api.get("/queues")).json()
+    default, pool = body["queues"]
+    assert (default["name"], default["pool"]) == (pools.default.name, None)
+    assert (pool["name"], pool["pool"]) == (pools.pool.name, "mail")
+    assert default["ready"] == {"high": 0, "normal": 1, "low": 0}
+    assert pool["ready"] == {"high": 1, "normal": 0, "low": 1}
+    assert (pool["delayed"], pool["in_flight"], pool["dead"]) == (1, 0, 0)
+    assert set(pool["rates"]) == {
+        "enqueued_per_s",
+        "completed_per_s",
+        "failed_per_s",
+        "window_seconds",
+    }
+    stats = (await pools.api.get("/stats")).json()
+    assert (stats["ready"], stats["delayed"], stats["enqueued_total"]) == (3, 1, 4)
+    assert [q["queue"] for q in stats["queues"]] == [pools.default.name, pools.pool.name]
+    assert [q["ready"] for q in stats["queues"]] == [1, 2]
+
+
+async def test_rates_are_measured_from_counter_samples(pools: Pools) -> None:
+    first = (await pools.api.get("/queues")).json()["queues"][1]["rates"]
+    assert first["window_seconds"] == 0.0
+    await pools.api.post("/jobs:batch", json={"jobs": [{"type": "email"}] * 20})
+    await asyncio.sleep(1.1)
+    rates = (await pools.api.get("/queues")).json()["queues"][1]["rates"]
+    assert rates["window_seconds"] >= 1.0
+    assert rates["enqueued_per_s"] == pytest.approx(20 / rates["window_seconds"])
+    assert rates["completed_per_s"] == 0.0
+
+
+async def test_workers_of_every_pool_are_listed(pools: Pools) -> None:
+    await pools.default.heartbeat("w-default", busy=False, in_flight=0, ttl=30)
+    await pools.pool.heartbeat("w-mail", busy=True, in_flight=3, ttl=30)
+    workers = (await pools.api.get("/workers")).json()["workers"]
+    assert [(w["id"], w["pool"], w["busy"], w["in_flight"]) for w in workers] == [
+        ("w-default", None, False, 0),
+        ("w-mail", "mail", True, 3),
+    ]
+    assert workers[1]["queue"] == pools.pool.name and workers[1]["last_seen"]
+
+
+async def test_a_pool_job_is_cancelled_dead_lettered_retried_and_deleted(pools: Pools) -> None:
+    api = pools.api
+    queued = await pools.enqueue("email")
+    r = await api.post(f"/jobs/{queued}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert [j["id"] for j in await pools.listed("cancelled")] == [queued]
+    r = await api.post(f"/jobs/{queued}/cancel")
+    assert r.status_code == 409 and "cancelled" in r.json()["detail"]
+    assert (await api.post("/jobs/no-such-job/cancel")).status_code == 404
+
+    running = await pools.enqueue("email")
+    [claimed] = await pools.pool.claim("w")
+    assert (await api.delete(f"/jobs/{running}")).status_code == 409  # DELETE: waiting only
+    r = await api.post(f"/jobs/{running}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert await pools.pool.complete([(claimed.id, claimed.token, None)]) == [False]
+
+    dead = await pools.enqueue("email", max_retries=0)
+    [c] = await pools.pool.claim("w")
+    assert await pools.pool.fail(c.id, c.token, "smtp down") is FailOutcome.DEAD
+    page = (await api.get("/dlq")).json()
+    assert page["total"] == 1 and page["jobs"][0]["id"] == dead
+    assert page["jobs"][0]["queue"] == pools.pool.name
+    [listed] = await pools.listed("dead")
+    assert (listed["id"], listed["error"]) == (dead, "smtp down")
+    r = await api.post(f"/jobs/{dead}/cancel")
+    assert r.status_code == 409 and "dead" in r.json()["detail"]
+    assert (await api.post(f"/dlq/{dead}/retry")).json() == {"retried": 1}
+    assert [j["id"] for j in await pools.listed("queued", queue="mail")] == [dead]
+    assert (await api.post(f"/dlq/{dead}/retry")).status_code == 404  # not dead any more
+    assert (await api.delete(f"/dlq/{dead}")).status_code == 404  # nothing changed
+    assert (await api.get(f"/jobs/{dead}")).json()["status"] == "queued"
+
+    [c] = await pools.pool.claim("w")
+    assert await pools.pool.fail(c.id, c.token, "again", retry=False) is FailOutcome.DEAD
+    r = await api.delete(f"/dlq/{dead}")
+    assert r.status_code == 200 and r.json() == {"deleted": dead}
+    assert (await api.get(f"/jobs/{dead}")).status_code == 404
+    assert (await api.get("/dlq")).json()["total"] == 0
+
+
+async def test_dlq_retry_all_and_purge_cover_every_queue(pools: Pools) -> None:
+    for job_type in ("email", "resize", "email"):
+        await pools.enqueue(job_type, max_retries=0)
+    for q in (pools.default, pools.pool):
+        for c in await q.claim("w", 5):
+            assert await q.fail(c.id, c.token, "x") is FailOutcome.DEAD
+    page = (await pools.api.get("/dlq", params={"offset": 1, "limit": 5})).json()
+    assert page["total"] == 3 and [j["queue"] for j in page["jobs"]] == [pools.pool.name] * 2
+    only_pool = (await pools.api.get("/dlq", params={"queue": "mail"})).json()
+    assert only_pool["total"] == 2
+    assert (await pools.api.post("/dlq:retry-all", params={"queue": "mail"})).json() == {
+        "retried": 2
+    }
+    assert (await pools.api.post("/dlq:retry-all")).json() == {"retried": 1}
+    for q in (pools.default, pools.pool):
+        for c in await q.claim("w", 5):
+            assert await q.fail(c.id, c.token, "x") is FailOutcome.DEAD
+    assert (await pools.api.delete("/dlq")).json() == {"purged": 3}
+    assert (await pools.api.delete("/dlq", params={"queue": "nope"})).status_code == 400
+
+
+async def test_backpressure_counts_the_queue_a_job_goes_to(redis_url: str, queue_name: str) -> None:
+    pool_name = f"{queue_name}/mail"
+    settings = make_settings(
+        redis_url, queue_name, job_routes={"email": pool_name}, max_queue_depth=2
+    )
+    client = jobqueue.connect(redis_url)
+    default, pool = Queue(client, queue_name), Queue(client, pool_name)
+    try:
+        async with serve(settings) as (api, _):
+            for _ in range(2):
+                assert (await api.post("/jobs", json={"type": "email"})).status_code == 202
+            r = await api.post("/jobs", json={"type": "email"})
+            assert r.status_code == 503 and "Retry-After" in r.headers
+            assert "backpressure" in r.json()["detail"]
+            r = await api.post(
+                "/jobs:batch", json={"jobs": [{"type": "resize"}, {"type": "email"}]}
+            )
+            assert r.status_code == 503  # refused whole: nothing enqueued
+            assert (await default.stats()).ready == 0 and (await pool.stats()).ready == 2
+            # the default queue has room
+            assert (await api.post("/jobs", json={"type": "resize"})).status_code == 202
+    finally:
+        await pool.purge()
+        await default.purge()
+        await client.aclose()
