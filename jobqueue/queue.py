@@ -38,7 +38,7 @@ import logging
 import random
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
@@ -585,21 +585,47 @@ class Queue:
 
     async def _pubsub_connection(self) -> PubSub:
         if self._pubsub is None:
-            client: Redis
-            if isinstance(self.redis, RedisCluster):
-                # Cluster pub/sub reaches every node: listen on the node owning our slot.
-                await self.redis.initialize()
-                node = self.redis.get_node_from_key(self.keys.events)
-                if node is None:
-                    raise QueueError(f"no cluster node serves the slot of queue {self.name!r}")
-                pool = ConnectionPool(
-                    connection_class=node.connection_class, **node.connection_kwargs
-                )
-                client = self._pubsub_client = Redis(connection_pool=pool)
-            else:
-                client = self.redis
+            client = await self.channel_client()
+            if client is not self.redis:
+                self._pubsub_client = client
             self._pubsub = client.pubsub()
         return self._pubsub
+
+    async def channel_client(self) -> Redis:
+        """A client to subscribe to this queue's channels with: the queue's own client, or on
+        Redis Cluster a new one on the node owning the queue's slot (the caller closes it
+        when it is not ``self.redis``). Cluster pub/sub reaches every node."""
+        if not isinstance(self.redis, RedisCluster):
+            return self.redis
+        await self.redis.initialize()
+        node = self.redis.get_node_from_key(self.keys.events)
+        if node is None:
+            raise QueueError(f"no cluster node serves the slot of queue {self.name!r}")
+        pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+        return Redis(connection_pool=pool)
+
+    async def cancelled_jobs(self) -> AsyncIterator[str]:
+        """Ids of running jobs a user cancelled (``cancel(running=True)``), as they come, for
+        the workers holding them. Its own pub/sub connection on the queue's control channel,
+        subscribed while the iteration runs; a connection error ends it (the caller retries)."""
+        client = await self.channel_client()
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(self.keys.control)
+            async for msg in pubsub.listen():
+                if msg.get("type") != "message":
+                    continue
+                try:
+                    job_id = codec.loads(msg["data"]).get("cancel")
+                except (ValueError, AttributeError, TypeError):
+                    continue
+                if isinstance(job_id, str):
+                    yield job_id
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if client is not self.redis:
+                    await client.aclose()
 
     async def _unsubscribe(self, pubsub: PubSub, channel: str) -> None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ import pytest
 import jobqueue
 from jobqueue import FailOutcome, Queue
 from tests.integration.test_api_endpoints import make_settings, serve
+from tests.integration.worker_support import WorkerProcess, eventually
 
 
 class Pools:
@@ -42,7 +44,8 @@ class Pools:
 @pytest.fixture
 async def pools(redis_url: str, queue_name: str) -> AsyncIterator[Pools]:
     pool_name = f"{queue_name}/mail"
-    settings = make_settings(redis_url, queue_name, job_routes={"email": pool_name})
+    routes = {"email": pool_name, "until_cancelled": pool_name, "track": pool_name}
+    settings = make_settings(redis_url, queue_name, job_routes=routes)
     client = jobqueue.connect(redis_url)
     default, pool = Queue(client, queue_name), Queue(client, pool_name)
     try:
@@ -249,3 +252,47 @@ async def test_backpressure_counts_the_queue_a_job_goes_to(redis_url: str, queue
         await pool.purge()
         await default.purge()
         await client.aclose()
+
+
+async def test_cancel_a_running_job_on_a_real_worker(
+    pools: Pools, redis_url: str, tmp_path: Path
+) -> None:
+    """The worker process hears the cancel at once: its async task is cancelled with
+    `ctx.cancelled` true, the lease is gone, it reports nothing, and takes the next job."""
+    worker = WorkerProcess.start(redis_url, pools.pool.name, tmp_path, worker_concurrency=1)
+    try:
+        await worker.wait_healthy()
+        marker = tmp_path / "cancelled.txt"
+        job_id = await pools.enqueue("until_cancelled", payload={"marker": str(marker)})
+
+        async def running() -> bool:
+            return [j["id"] for j in await pools.listed("running", queue="mail")] == [job_id]
+
+        await eventually(running, timeout=10)
+        r = await pools.api.post(f"/jobs/{job_id}/cancel")
+        assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+        async def marked() -> bool:
+            return marker.exists()
+
+        await eventually(marked, timeout=5)
+        assert marker.read_text() == "cancelled=True"
+        assert (await pools.pool.stats()).in_flight == 0
+        # the slot is free again: the next job runs on the same one-slot worker
+        follow = await pools.api.post("/jobs", json={"type": "track", "payload": {"seconds": 0}})
+        assert follow.status_code == 202
+        follow_id = follow.json()["job_id"]
+
+        async def completed() -> bool:
+            got = (await pools.api.get(f"/jobs/{follow_id}")).json()
+            return bool(got["status"] == "completed")
+
+        await eventually(completed, timeout=10)
+        job = (await pools.api.get(f"/jobs/{job_id}")).json()
+        assert job["status"] == "cancelled"  # nothing the worker did afterwards changed it
+        metrics = (await worker.get("/metrics")).text
+        assert 'outcome="cancelled",type="until_cancelled"' in metrics or (
+            'type="until_cancelled",outcome="cancelled"' in metrics
+        )
+    finally:
+        await worker.stop()

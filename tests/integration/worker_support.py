@@ -65,6 +65,17 @@ TEST_TASKS = textwrap.dedent(
         return None
 
 
+    @task("until_cancelled")
+    async def until_cancelled(payload, ctx: JobContext):
+        """Runs until cancelled; writes `ctx.cancelled` as it saw it to payload["marker"]."""
+        try:
+            await asyncio.sleep(600)
+        except asyncio.CancelledError:
+            with open(payload["marker"], "w") as f:
+                f.write(f"cancelled={ctx.cancelled}")
+            raise
+
+
     @task("unjsonable")
     async def unjsonable(payload):
         return {1, 2, 3}

@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -40,6 +40,7 @@ class FakeQueue:
         self.heartbeats: list[tuple[bool, int, float]] = []
         self._token = 0
         self._enqueued = asyncio.Event()
+        self.cancels: asyncio.Queue[str] = asyncio.Queue()  # what cancelled_jobs() yields
 
     def add(self, type: str, payload: Any = None, *, max_retries: int = 3) -> str:
         job_id = uuid.uuid4().hex
@@ -123,6 +124,15 @@ class FakeQueue:
     async def heartbeat(self, worker_id: str, *, busy: bool, in_flight: int, ttl: float) -> None:
         await self._round_trip("heartbeat")
         self.heartbeats.append((busy, in_flight, ttl))
+
+    async def cancelled_jobs(self) -> AsyncIterator[str]:
+        while True:
+            yield await self.cancels.get()
+
+    def cancel_running(self, job_id: str) -> None:
+        """What Queue.cancel(running=True) does: the lease is gone, the worker is told."""
+        self.leases.pop(job_id, None)
+        self.cancels.put_nowait(job_id)
 
     async def wait_for_jobs(self, timeout: float) -> bool:
         self._enqueued.clear()
@@ -616,3 +626,42 @@ async def test_stop_hands_back_prefetched_jobs_before_the_drain() -> None:
     assert len(queue.completed) + len(queue.released) + len(queue.ready) == 500
     assert not {payload_of[i] for i in queue.released} & set(started), "a handed-back job ran"
     assert len(started) == len(queue.completed)
+
+
+async def test_a_cancelled_running_job_is_stopped_and_reported_by_nobody() -> None:
+    registry = TaskRegistry()
+    seen: dict[str, bool] = {}
+    started = asyncio.Event()
+
+    @registry.task("long")
+    async def long(payload: None, ctx: JobContext) -> str:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            seen["cancelled"] = ctx.cancelled
+            seen["abandoned"] = ctx.abandoned
+            raise
+        return "finished"
+
+    @registry.task("quick")
+    async def quick(payload: None) -> str:
+        return "ok"
+
+    queue = FakeQueue()
+    job_id = queue.add("long")
+    worker = make_worker(queue, registry, concurrency=1)
+
+    async def cancel_when_started() -> None:
+        await started.wait()
+        queue.cancel_running(job_id)
+        queue.add("quick")
+
+    canceller = asyncio.create_task(cancel_when_started())
+    await run_until(worker, lambda: len(queue.completed) == 1)
+    await canceller
+    assert seen == {"cancelled": True, "abandoned": True}
+    assert job_id not in queue.completed and not queue.failed  # Redis settled it already
+    assert list(queue.completed.values()) == ["ok"]  # the slot was freed for the next job
+    assert sample(worker, "jobqueue_worker_jobs_processed_total", type="long",
+                  outcome="cancelled") == 1  # fmt: skip

@@ -84,3 +84,4 @@ OUTCOME_TIMED_OUT: Final = "timed_out"  # ran past JOB_TIMEOUT_SECONDS
 OUTCOME_UNKNOWN_TASK: Final = "unknown_task"  # no task registered under its type
 OUTCOME_LEASE_LOST: Final = "lease_lost"  # our lease expired; another worker owns it now
 OUTCOME_RELEASED: Final = "released"  # handed back at shutdown, attempt not counted
+OUTCOME_CANCELLED: Final = "cancelled"  # a user cancelled it while it ran (or was prefetched)

@@ -16,6 +16,9 @@ class JobHandle(Protocol):
     @property
     def abandoned(self) -> bool: ...
 
+    @property
+    def cancelled(self) -> bool: ...
+
     async def report_progress(self, percent: int) -> bool: ...
 
 
@@ -26,7 +29,10 @@ def clamp_percent(percent: float) -> int:
 
 class BaseJobContext:
     """Fields shared by both contexts. `abandoned` turns True once the job's result no longer
-    counts (timed out, lease lost, handed back at shutdown): a long task may stop early."""
+    counts (timed out, lease lost, handed back at shutdown, cancelled): a long task may stop
+    early. `cancelled` turns True when a user cancelled the job while it ran (POST
+    /jobs/{id}/cancel): an async task is cancelled as well (CancelledError at its next await),
+    a sync task cannot be, so it should check `ctx.cancelled` and return."""
 
     __slots__ = ("_handle", "attempt", "job_id", "max_retries", "type")
 
@@ -46,6 +52,10 @@ class BaseJobContext:
     @property
     def abandoned(self) -> bool:
         return self._handle.abandoned
+
+    @property
+    def cancelled(self) -> bool:
+        return self._handle.cancelled
 
     def __repr__(self) -> str:
         return (

@@ -32,7 +32,7 @@ import math
 import time
 import traceback
 from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -85,6 +85,8 @@ class WorkerQueue(Protocol):
 
     async def wait_for_jobs(self, timeout: float) -> bool: ...  # noqa: ASYNC109 - the contract
 
+    def cancelled_jobs(self) -> AsyncIterator[str]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
@@ -128,6 +130,7 @@ class _Job:
     """One claimed job, from claim to report. Implements the context's JobHandle."""
 
     __slots__ = (
+        "cancelled",
         "claimed",
         "deadline",
         "duration",
@@ -151,6 +154,7 @@ class _Job:
         self.state = RUNNING
         self.handle: asyncio.Future[Any] | None = None
         self.thread_abandoned = False
+        self.cancelled = False
 
     @property
     def abandoned(self) -> bool:
@@ -264,6 +268,7 @@ class Worker:
             self._supervised(self._report_loop(), "reporter"),
             self._supervised(self._renew_loop(), "lease renewal"),
             self._supervised(self._heartbeat_loop(), "heartbeat"),
+            self._supervised(self._control_loop(), "cancel listener"),
         ]
         if self.config.job_timeout > 0:
             background.append(self._supervised(self._timeout_loop(), "timeout sweep"))
@@ -717,6 +722,35 @@ class Worker:
                 self.metrics.redis_errors.labels("heartbeat").inc()
                 log.warning("heartbeat failed", extra={"error": repr(exc)})
             await asyncio.sleep(cfg.heartbeat_interval)
+
+    async def _control_loop(self) -> None:
+        """Hear which running jobs users cancel (the queue's control channel), stop them."""
+        while True:
+            try:
+                async for job_id in self._queue.cancelled_jobs():
+                    self._cancel(job_id)
+            except QUEUE_ERRORS as exc:
+                self.metrics.redis_errors.labels("control").inc()
+                log.warning("cancel listener lost its connection", extra={"error": repr(exc)})
+            await asyncio.sleep(c.REDIS_RETRY_MIN)
+
+    def _cancel(self, job_id: str) -> None:
+        """A user cancelled a job we hold; Redis has settled it already (lease gone, status
+        cancelled), so nothing is reported: the task is stopped, its ctx says `cancelled`."""
+        job = self._leases.get(job_id)
+        if job is None or job.state not in (RUNNING, BUFFERED):
+            return
+        job.cancelled = True
+        if job.state == BUFFERED:
+            job.state = DETACHED
+            self._forget(job)
+            with contextlib.suppress(ValueError):
+                self._buffer.remove(job)
+        else:
+            job.duration = time.monotonic() - job.started
+            self._detach(job)
+        self.metrics.job_outcome(job.claimed.type, c.OUTCOME_CANCELLED)
+        self._log_finished(job, logging.INFO, c.OUTCOME_CANCELLED)
 
     async def _set_progress(self, job: _Job, percent: int) -> bool:
         if job.state != RUNNING:
