@@ -31,6 +31,11 @@ def _detail(response: httpx.Response) -> str:
     return str(detail)
 
 
+def _query(**params: Any) -> dict[str, Any]:
+    """Query parameters without the ones not given."""
+    return {k: v for k, v in params.items() if v is not None}
+
+
 class Api:
     """The job API at `url`, with the bearer token when one is given."""
 
@@ -75,8 +80,7 @@ class Api:
         return result
 
     def jobs(self, **params: Any) -> dict[str, Any]:
-        query = {k: v for k, v in params.items() if v is not None}
-        result: dict[str, Any] = self.request("GET", "/jobs", params=query)
+        result: dict[str, Any] = self.request("GET", "/jobs", params=_query(**params))
         return result
 
     def cancel(self, job_id: str) -> dict[str, Any]:
@@ -84,22 +88,25 @@ class Api:
         return result
 
     # --- dead-letter queue
-    def dead(self, offset: int, limit: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.request(
-            "GET", "/dlq", params={"offset": offset, "limit": limit}
-        )
+    def dead(self, offset: int, limit: int, queue: str | None = None) -> dict[str, Any]:
+        params = _query(offset=offset, limit=limit, queue=queue)
+        result: dict[str, Any] = self.request("GET", "/dlq", params=params)
         return result
 
-    def retry_dead(self, job_id: str | None) -> dict[str, Any]:
-        path = "/dlq:retry-all" if job_id is None else f"/dlq/{job_id}/retry"
-        result: dict[str, Any] = self.request("POST", path)
+    def retry_dead(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/dlq/{job_id}/retry")
         return result
 
-    def delete_dead(self, job_id: str) -> Any:
-        return self.request("DELETE", f"/dlq/{job_id}")
+    def retry_all_dead(self, queue: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", "/dlq:retry-all", params=_query(queue=queue))
+        return result
 
-    def purge_dead(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("DELETE", "/dlq")
+    def delete_dead(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", f"/dlq/{job_id}")
+        return result
+
+    def purge_dead(self, queue: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", "/dlq", params=_query(queue=queue))
         return result
 
     # --- queues and workers

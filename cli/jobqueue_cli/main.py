@@ -25,10 +25,11 @@ from jobqueue_cli.kube import KubeError, KubeTarget, api_port, port_forward
 from jobqueue_cli.render import fields, table
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-STATES = ("queued", "running", "delayed", "completed", "failed", "dead")
+STATES = ("queued", "running", "delayed", "failed", "completed", "cancelled", "dead")
 JOB_COLUMNS = [
     ("ID", "id"),
     ("TYPE", "type"),
+    ("QUEUE", "queue"),
     ("STATUS", "status"),
     ("PRIORITY", "priority"),
     ("ATTEMPTS", "attempts"),
@@ -39,6 +40,7 @@ JOB_COLUMNS = [
 JOB_FIELDS = [
     "id",
     "type",
+    "queue",
     "status",
     "priority",
     "attempts",
@@ -68,6 +70,7 @@ QUEUE_COLUMNS = [
 ]
 WORKER_COLUMNS = [
     ("ID", "id"),
+    ("QUEUE", "queue"),
     ("POOL", "pool"),
     ("BUSY", "busy"),
     ("IN-FLIGHT", "in_flight"),
@@ -277,13 +280,17 @@ def dlq() -> None:
     """The dead-letter queue: ls, retry, rm, purge."""
 
 
+QUEUE_OPTION = click.option("--queue", help="Only this queue or pool (default: every one).")
+
+
 @dlq.command("ls")
 @click.option("--offset", type=click.IntRange(min=0), default=0)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@QUEUE_OPTION
 @click.pass_context
-def dlq_ls(ctx: click.Context, offset: int, limit: int) -> None:
+def dlq_ls(ctx: click.Context, offset: int, limit: int, queue: str | None) -> None:
     """List dead jobs, oldest death first, with their last error."""
-    page = call(connect(ctx).dead, offset, limit)
+    page = call(connect(ctx).dead, offset, limit, queue)
     text = table(page["jobs"], JOB_COLUMNS) + f"\n{page['total']} dead"
     emit(ctx, page, text)
 
@@ -291,12 +298,14 @@ def dlq_ls(ctx: click.Context, offset: int, limit: int) -> None:
 @dlq.command("retry")
 @click.argument("job_id", required=False)
 @click.option("--all", "retry_all", is_flag=True, help="Every dead job.")
+@QUEUE_OPTION
 @click.pass_context
-def dlq_retry(ctx: click.Context, job_id: str | None, retry_all: bool) -> None:
+def dlq_retry(ctx: click.Context, job_id: str | None, retry_all: bool, queue: str | None) -> None:
     """Re-enqueue one dead job (JOB_ID) or every one (--all), with a fresh attempt budget."""
     if (job_id is None) == (not retry_all):
         raise click.UsageError("give a JOB_ID or --all (not both)")
-    done = call(connect(ctx).retry_dead, job_id)
+    api = connect(ctx)
+    done = call(api.retry_all_dead, queue) if job_id is None else call(api.retry_dead, job_id)
     emit(ctx, done, f"retried {done['retried']}")
 
 
@@ -311,13 +320,15 @@ def dlq_rm(ctx: click.Context, job_id: str) -> None:
 
 @dlq.command("purge")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@QUEUE_OPTION
 @click.pass_context
-def dlq_purge(ctx: click.Context, yes: bool) -> None:
+def dlq_purge(ctx: click.Context, yes: bool, queue: str | None) -> None:
     """Delete every dead job (asks first unless --yes)."""
     api = connect(ctx)
     if not yes:
-        click.confirm("Delete every job of the dead-letter queue?", abort=True, err=True)
-    done = call(api.purge_dead)
+        where = f"queue {queue}" if queue else "every queue"
+        click.confirm(f"Delete every dead job of {where}?", abort=True, err=True)
+    done = call(api.purge_dead, queue)
     emit(ctx, done, f"purged {done['purged']}")
 
 

@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+MAX_CELL = 100  # characters of one table cell; `get` shows the whole value
+
 
 def cell(value: Any) -> str:
     """One table cell: '-' for nothing, JSON for structures, seconds rounded."""
@@ -15,7 +17,11 @@ def cell(value: Any) -> str:
         return f"{value:.1f}"
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"))
-    return str(value)
+    text = str(value)
+    if "\n" in text:  # a traceback: its last line says what failed
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        text = lines[-1] if lines else ""
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 3] + "..."
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
