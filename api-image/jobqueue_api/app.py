@@ -22,11 +22,12 @@ from jobqueue_api.body import add_body_schemas
 from jobqueue_api.deps import require_token
 from jobqueue_api.enqueuer import Enqueuer
 from jobqueue_api.errors import UNAUTHORIZED, install_error_handlers
+from jobqueue_api.events import EventHub
 from jobqueue_api.metrics import Metrics
 from jobqueue_api.middleware import EdgeMiddleware
 from jobqueue_api.models import EnqueueRequest, JobBatchCreate, JobCreate
 from jobqueue_api.rates import RateTracker
-from jobqueue_api.routers import dlq, enqueue, health, jobs, stats, tasks, workers
+from jobqueue_api.routers import dlq, enqueue, events, health, jobs, stats, tasks, workers
 from jobqueue_api.routing import RoutedQueues
 from jobqueue_api.settings import Settings
 
@@ -106,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.queue = queue
         app.state.routed = routed
         app.state.enqueuer = enqueuer
+        app.state.events = hub = EventHub(routed)
         log.info(
             "api starting",
             extra={
@@ -126,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await hub.aclose()
             await enqueuer.aclose()
             await redis.aclose()
             log.info("api stopped")
@@ -146,7 +149,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     protected = [Depends(require_token)] if settings.api_token is not None else []
     auth_docs = UNAUTHORIZED if settings.api_token is not None else {}
-    for module in (jobs, enqueue, tasks, dlq, stats, workers):  # hot routes first: in order
+    # hot routes first: matched in order
+    for module in (jobs, enqueue, tasks, dlq, stats, workers, events):
         app.include_router(module.router, dependencies=protected, responses=auth_docs)
     app.include_router(health.router)
 

@@ -9,6 +9,7 @@ the reason and changes nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ import httpx
 import pytest
 
 import jobqueue
-from jobqueue import FailOutcome, Queue
+from jobqueue import FailOutcome, JobSpec, Queue
 from tests.integration.test_api_endpoints import make_settings, serve
 from tests.integration.worker_support import WorkerProcess, eventually
+from tests.support.services import ApiProcess
 
 
 class Pools:
@@ -296,3 +298,69 @@ async def test_cancel_a_running_job_on_a_real_worker(
         )
     finally:
         await worker.stop()
+
+
+async def _next_event(lines: AsyncIterator[str]) -> tuple[str, dict[str, Any]]:
+    """The next `event:` + `data:` frame of an SSE stream (comments skipped)."""
+    name = ""
+    async for line in lines:
+        if line.startswith("event: "):
+            name = line[len("event: ") :]
+        elif line.startswith("data: ") and name:
+            return name, json.loads(line[len("data: ") :])
+    raise AssertionError("the event stream ended")
+
+
+async def test_events_stream_state_changes_of_every_queue(redis_url: str, queue_name: str) -> None:
+    """A real API process: one /events stream carries the changes of the default queue and
+    of the pool, each naming its queue; the token guards it."""
+    pool_name = f"{queue_name}/mail"
+    env = {
+        "REDIS_URL": redis_url,
+        "QUEUE_NAME": queue_name,
+        "JOB_ROUTES": json.dumps({"email": pool_name}),
+        "API_TOKEN": "events-token",
+    }
+    api = ApiProcess(env).start()
+    client = jobqueue.connect(redis_url)
+    default, pool = Queue(client, queue_name), Queue(client, pool_name)
+    auth = {"Authorization": "Bearer events-token"}
+    try:
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+            assert (await http.get("/events")).status_code == 401
+            async with http.stream("GET", "/events", headers=auth) as stream:
+                assert stream.status_code == 200
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                lines = stream.aiter_lines()
+
+                async def first_event() -> tuple[str, dict[str, Any]]:
+                    # the hub subscribes in the background: enqueue until it hears one
+                    while True:
+                        await default.enqueue(JobSpec("resize"))
+                        try:
+                            return await asyncio.wait_for(_next_event(lines), 0.5)
+                        except TimeoutError:
+                            continue
+
+                name, data = await asyncio.wait_for(first_event(), 10)
+                assert (name, data["queue"], data["n"]) == ("enqueued", queue_name, 1)
+
+                await pool.enqueue(JobSpec("email", max_retries=0))
+                assert await _next_event(lines) == (
+                    "enqueued",
+                    {"event": "enqueued", "n": 1, "queue": pool_name},
+                )
+                [c] = await pool.claim("w")
+                assert await pool.fail(c.id, c.token, "smtp down") is FailOutcome.DEAD
+                name, data = await _next_event(lines)
+                assert (name, data["id"], data["queue"]) == ("dead", c.id, pool_name)
+                assert (await http.delete(f"/dlq/{c.id}", headers=auth)).status_code == 200
+                assert await _next_event(lines) == (
+                    "deleted",
+                    {"event": "deleted", "id": c.id, "queue": pool_name},
+                )
+    finally:
+        await pool.purge()
+        await default.purge()
+        await client.aclose()
+        api.cleanup()
