@@ -10,8 +10,11 @@ Triggers (none of them carries logic of its own; all end in ``Reconciler.reconci
 * any change of a Secret a JobQueue references (``redis.urlFrom``, ``api.authTokenSecretRef``),
   found through the ``source_secrets`` index: a rotated URL reaches the copies at once.
 
-The Deployment watch also keeps the autoscalers' replica counts (``ReplicaCache``) current, so
-their polls read no Deployment from the API server.
+Indices (kopf fills them from its watches before any handler runs; see caches.py): ``children``
+(each JobQueue's children, what the reconcile compares against instead of LISTing them),
+``jobqueues`` (a child's event reconciles its owner without a GET), ``replicas`` (the
+autoscalers' replica counts, so their polls read no Deployment from the API server) and
+``source_secrets``. An idle operator sends nothing but its watches.
 """
 
 from __future__ import annotations
@@ -29,14 +32,14 @@ import kopf
 
 import jobqueue
 from jobqueue import AnyRedis, JobSpec, Priority, Queue
+from jobqueue_operator import caches, metrics, redisops, schedules
 from jobqueue_operator import constants as c
-from jobqueue_operator import metrics, redisops, schedules
 from jobqueue_operator.builders import Images, child_name, pool_component
 from jobqueue_operator.kube import Kube, KubeError, load_api_client
-from jobqueue_operator.kubetypes import JobQueueRef
+from jobqueue_operator.kubetypes import JSON, JobQueueRef
 from jobqueue_operator.ports import ScalerConfig
 from jobqueue_operator.reconcile import EventType, Reconciler, RetryLater
-from jobqueue_operator.scaler import ReplicaCache, run_scaler
+from jobqueue_operator.scaler import ReplicaCache, ReplicaEntry, replica_entry, run_scaler
 from jobqueue_operator.settings import OperatorSettings, get_settings
 from jobqueue_operator.spec import JobQueueSpec, QueueSpec, ScheduleSpec, SpecError, parse_spec
 from jobqueue_operator.status import Fired, schedule_status
@@ -47,9 +50,26 @@ RESOURCE = (c.GROUP, c.VERSION, c.PLURAL)
 CHILD_LABELS = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
 
 
+class _QuietKopfEvents(logging.Filter):
+    """kopf posts its own log lines about an object as Events too: at INFO that is an Event
+    per handler run ("Timer 'resync' succeeded."), a write per JobQueue every resync. Its
+    lines below WARNING stay in the log, unposted; the operator's own Events (applied,
+    scaled, conditions) and kopf's warnings and errors are posted at the configured level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            record.k8s_skip = True
+        return True
+
+
+_QUIET_KOPF_EVENTS = _QuietKopfEvents()
+
+
 def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     """kopf's settings: our finalizer name, state in status (so an idle operator writes no
-    annotations), Events at the configured level, no peering unless asked for."""
+    annotations), Events at the configured level (none for kopf's own INFO lines), no
+    peering unless asked for."""
+    logging.getLogger("kopf.objects").addFilter(_QUIET_KOPF_EVENTS)
     settings.persistence.finalizer = c.FINALIZER
     settings.persistence.progress_storage = kopf.StatusProgressStorage(name=c.KOPF_STATUS_FIELD)
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(name=c.KOPF_STATUS_FIELD)
@@ -73,16 +93,25 @@ def post_event(ref: JobQueueRef, type_: EventType, reason: str, message: str) ->
         kopf.info(body, reason=reason, message=text)
 
 
-def _reconciler(memo: Any) -> Reconciler:
+def _reconciler(memo: Any, indices: Mapping[str, Any] | None = None) -> Reconciler:
+    """The reconciler; ``indices``: a handler's keyword arguments, where kopf passes its
+    indices (the watch caches the reconcile reads, see caches.py)."""
     reconciler = memo.get("reconciler")
     if not isinstance(reconciler, Reconciler):
         raise kopf.TemporaryError("the operator is still starting", delay=1)
+    if indices is not None:
+        reconciler.views.attach(indices)
     return reconciler
 
 
-def _replica_cache(memo: Any) -> ReplicaCache | None:
+def _replica_cache(memo: Any, indices: Mapping[str, Any]) -> ReplicaCache | None:
+    """The autoscalers' replica cache, on the ``replicas`` index kopf passes to daemons."""
     cache = memo.get("replicas")
-    return cache if isinstance(cache, ReplicaCache) else None
+    if not isinstance(cache, ReplicaCache):
+        return None
+    if cache.index is None and "replicas" in indices:
+        cache.index = indices["replicas"]
+    return cache
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,26 +165,27 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.resume(*RESOURCE)
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE, field="spec")
-async def reconcile_jobqueue(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def reconcile_jobqueue(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """Create, spec change, operator restart: reconcile (retried soon if an apply failed)."""
     with metrics.timed("event"):
-        outcome = await _reconciler(memo).reconcile(body)
+        outcome = await _reconciler(memo, kwargs).reconcile(body)
     if outcome.retry and outcome.problem is not None:
         raise kopf.TemporaryError(outcome.problem.message, delay=c.RETRY_DELAY)
 
 
 @kopf.timer(*RESOURCE, interval=get_settings().resync_interval_seconds, idle=None)
-async def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Drift repair and status refresh; a no-op (no writes) when nothing changed."""
+async def resync(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Drift repair and status refresh against the watch caches; a no-op (no request, no
+    write) when nothing changed."""
     with metrics.timed("timer"):
-        await _reconciler(memo).reconcile(body)
+        await _reconciler(memo, kwargs).reconcile(body)
 
 
 @kopf.on.delete(*RESOURCE)
-async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
     """Delete the children explicitly; purge Redis keys with deletionPolicy: Purge."""
     try:
-        await _reconciler(memo).finalize(body, retry)
+        await _reconciler(memo, kwargs).finalize(body, retry)
     except RetryLater as exc:
         raise kopf.TemporaryError(str(exc), delay=exc.delay) from None
 
@@ -164,37 +194,57 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> No
 # Watches that map other objects to their JobQueue
 
 
-def _owner(meta: Mapping[str, Any]) -> str | None:
-    """The name of the JobQueue that controls an object, if one does."""
-    for ref in meta.get("ownerReferences") or []:
-        if (
-            ref.get("controller")
-            and ref.get("kind") == c.KIND
-            and str(ref.get("apiVersion", "")).startswith(f"{c.GROUP}/")
-        ):
-            return str(ref.get("name"))
-    return None
+CHILD_RESOURCES = (
+    ("apps", "v1", "deployments"),
+    ("apps", "v1", "statefulsets"),
+    ("", "v1", "services"),
+    ("networking.k8s.io", "v1", "ingresses"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
+    ("", "v1", "secrets"),
+)
 
 
-# Defined (so registered) before child_changed: kopf runs one object's event handlers in
-# registration order, so the count is recorded before that handler's reconcile runs.
-@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS, id="deployment_replicas")
-async def deployment_replicas(
-    event: Mapping[str, Any],
+def _index_children(
+    namespace: str | None, meta: Mapping[str, Any], body: kopf.Body, **_: Any
+) -> dict[caches.Key, JSON]:
+    """The ``children`` index: each child (trimmed) under its owner JobQueue's key."""
+    owner = caches.owner_of(meta)
+    if not owner or not namespace:
+        return {}
+    return {(namespace, owner): caches.trim_child(body, str(body.get("kind")))}
+
+
+# One index over every child kind (kopf keys its entries by object uid, so a Deployment and a
+# Service of the same name are two entries).
+for _group, _version, _plural in CHILD_RESOURCES:
+    kopf.index(_group, _version, _plural, labels=CHILD_LABELS, id="children")(_index_children)
+
+
+@kopf.index(*RESOURCE)
+def jobqueues(
+    namespace: str | None, name: str | None, body: kopf.Body, **_: Any
+) -> dict[caches.Key, JSON]:
+    """The ``jobqueues`` index: each JobQueue as last watched (a child's event reconciles its
+    owner from here, without a GET)."""
+    if not namespace or not name:
+        return {}
+    return {(namespace, name): caches.trim_jobqueue(body)}
+
+
+@kopf.index("apps", "v1", "deployments", labels=CHILD_LABELS)
+def replicas(
     namespace: str | None,
     name: str | None,
     spec: Mapping[str, Any],
-    memo: kopf.Memo,
+    meta: Mapping[str, Any],
     **_: Any,
-) -> None:
-    """Record a Deployment's spec.replicas for the autoscalers' polls (see ReplicaCache): the
-    watch kopf keeps for drift repair replaces a GET of the scale subresource per poll."""
-    cache = _replica_cache(memo)
-    if cache is None or not namespace or not name:
-        return
-    replicas = spec.get("replicas")
-    gone = event.get("type") == "DELETED" or not isinstance(replicas, int)
-    cache.observe(namespace, name, None if gone else replicas)
+) -> dict[tuple[str, str], ReplicaEntry]:
+    """The ``replicas`` index: each Deployment's spec.replicas and whether the autoscaler
+    applies it, for the autoscalers' polls (see ReplicaCache): the watch kopf keeps for drift
+    repair replaces a GET of the scale subresource per poll."""
+    if not namespace or not name:
+        return {}
+    return {(namespace, name): replica_entry(spec, meta)}
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
@@ -204,13 +254,13 @@ async def deployment_replicas(
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=CHILD_LABELS)
 @kopf.on.event("", "v1", "secrets", labels=CHILD_LABELS, id="child_secret_changed")
 async def child_changed(
-    meta: Mapping[str, Any], namespace: str | None, memo: kopf.Memo, **_: Any
+    meta: Mapping[str, Any], namespace: str | None, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """A child changed or went away: reconcile its owner (repairs drift, refreshes status)."""
-    owner = _owner(meta)
+    owner = caches.owner_of(meta)
     if owner and namespace:
         with metrics.timed("child"):
-            await _reconciler(memo).trigger(namespace, owner)
+            await _reconciler(memo, kwargs).trigger(namespace, owner)
 
 
 SourceKey = tuple[str, str]  # (namespace, Secret name)
@@ -246,21 +296,35 @@ def _sources(kwargs: Mapping[str, Any]) -> kopf.Index[SourceKey, str]:
     return index
 
 
-def _is_source(namespace: str | None, name: str, **kwargs: Any) -> bool:
-    return (namespace or "", name) in _sources(kwargs)
+def _is_source(namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any) -> bool:
+    """A Secret some JobQueue reads, or one the Secret cache holds (kept current)."""
+    key = (namespace or "", name)
+    if key in _sources(kwargs):
+        return True
+    reconciler = memo.get("reconciler")
+    return isinstance(reconciler, Reconciler) and key in reconciler.views.secrets
 
 
 @kopf.on.event("", "v1", "secrets", when=_is_source, id="source_secret_changed")
 async def source_secret_changed(
-    namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
+    event: Mapping[str, Any],
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    **kwargs: Any,
 ) -> None:
-    """A Secret some JobQueues read changed, appeared or went away: reconcile each of them."""
+    """A Secret some JobQueues read changed, appeared or went away: update the cache,
+    reconcile each of them."""
     if not namespace:
         return
+    reconciler = _reconciler(memo, kwargs)
+    gone = event.get("type") == "DELETED"
+    reconciler.views.secrets.observe(namespace, name, None if gone else body)
     owners = sorted(set(_sources(kwargs).get((namespace, name), ())))
     with metrics.timed("source"):
         for owner in owners:
-            await _reconciler(memo).trigger(namespace, owner)
+            await reconciler.trigger(namespace, owner)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,14 +390,14 @@ async def autoscaler(
     meta: Mapping[str, Any],
     stopped: kopf.DaemonStopped,
     memo: kopf.Memo,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
     """Run one autoscaling loop per autoscaled pool of one JobQueue (each on its own queue and
     Deployment) until autoscaling is disabled everywhere or the JobQueue is deleted; the loops
     restart when the Redis URL or the set of autoscaled pools changes."""
     if not namespace or not name:
         return
-    reconciler = _reconciler(memo)
+    reconciler = _reconciler(memo, kwargs)
     key = (namespace, name)
     first = _parsed(spec)
     if first is None:
@@ -400,7 +464,7 @@ async def autoscaler(
                     uid=uid,
                     stopped=stop,
                     pool=None if default else pool,
-                    replicas_cache=_replica_cache(memo),
+                    replicas_cache=_replica_cache(memo, kwargs),
                     queue=queue,
                     allow_config=allow_config,
                 )
@@ -530,6 +594,8 @@ async def scheduler(
                         continue
                     retry_at.pop(sched.name, None)
                     fired[sched.name] = Fired(due, result.job_id)
+                    if result.created:
+                        metrics.schedule_fire(namespace, name, sched.name)
                     log.info(
                         "schedule %s of %s/%s fired for %s: job %s%s",
                         sched.name,

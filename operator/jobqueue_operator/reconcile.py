@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from jobqueue_operator import builders, diffing, redisops, scaler
+from jobqueue_operator import builders, diffing, metrics, redisops, scaler
 from jobqueue_operator import constants as c
 from jobqueue_operator.builders import Images, OperatorPeer, SecretMaterial
+from jobqueue_operator.caches import Views
 from jobqueue_operator.kube import CHILD_KINDS, Kube, KubeError
 from jobqueue_operator.kubetypes import JSON, CondSpec, JobQueueRef, Manifest
 from jobqueue_operator.redisops import NOT_CHECKED, RedisCheck
@@ -169,6 +170,7 @@ class Reconciler:
         self.purge = purge
         self.clock = clock
         self.urls = RedisUrls()
+        self.views = Views()
         self._locks = _Locks()
         self._redis_cache: dict[Key, tuple[str, float, RedisCheck]] = {}
 
@@ -180,7 +182,7 @@ class Reconciler:
         if ref.deleting:
             return Outcome()
         async with self._locks.get(ref.key):
-            return await self._reconcile(ref, body)
+            return await self._counted(ref, body)
 
     async def trigger(self, namespace: str, name: str) -> None:
         """Reconcile by name (from a watch on a child or a source Secret), reading the object
@@ -192,12 +194,15 @@ class Reconciler:
         try:
             async with self._locks.get(key):
                 self._locks.waiting.discard(key)
-                body = await self.kube.get(c.KIND, namespace, name)
+                if self.views.jobqueues is not None:
+                    body = self.views.jobqueue(key)
+                else:
+                    body = await self.kube.get(c.KIND, namespace, name)
                 if body is None:
                     return
                 ref = JobQueueRef.from_body(body)
                 if not ref.deleting:
-                    await self._reconcile(ref, body)
+                    await self._counted(ref, body)
         finally:
             self._locks.waiting.discard(key)
 
@@ -223,6 +228,17 @@ class Reconciler:
             )
             await target.adopt(int(live["spec"]["replicas"]))
 
+    async def _counted(self, ref: JobQueueRef, body: Mapping[str, Any]) -> Outcome:
+        """The reconcile, its problems and errors counted per JobQueue (a Prometheus series)."""
+        try:
+            outcome = await self._reconcile(ref, body)
+        except Exception:
+            metrics.reconcile_error(ref.namespace, ref.name)
+            raise
+        if outcome.problem is not None:
+            metrics.reconcile_error(ref.namespace, ref.name)
+        return outcome
+
     async def _reconcile(self, ref: JobQueueRef, body: Mapping[str, Any]) -> Outcome:
         try:
             spec = parse_spec(body.get("spec") or {})
@@ -231,7 +247,7 @@ class Reconciler:
             await self._report(ref, body, None, problem, NOT_CHECKED, {})
             return Outcome(problem=problem)
 
-        live = await self._live_children(ref)
+        live = await self._live_children(ref, routes=_has_route(spec, body))
         material = await self._material(ref, spec, live)
         if isinstance(material, Problem):
             # Without the URL nothing can be built: leave the children as they are (running
@@ -379,23 +395,34 @@ class Reconciler:
             log.warning("could not discover the Gateway API: %s", exc)
             return False
 
-    async def _live_children(self, ref: JobQueueRef) -> dict[tuple[str, str], JSON]:
-        """This JobQueue's children as they are, by (kind, name)."""
+    async def _live_children(
+        self, ref: JobQueueRef, *, routes: bool = True
+    ) -> dict[tuple[str, str], JSON]:
+        """This JobQueue's children as they are, by (kind, name): from the watch cache (the
+        ``children`` index), or LISTed when there is none. HTTPRoutes (an optional CRD, not
+        watched) are LISTed when ``routes``: the spec asks for one or status says one exists."""
         selector = builders.instance_selector(ref.name)
+        items = self.views.children_of(ref.key)
+        if items is None:
+            kinds: tuple[str, ...] = CHILD_KINDS
+        else:
+            kinds = ("HTTPRoute",) if routes else ()
         lists = await asyncio.gather(
-            *(self.kube.list(kind, ref.namespace, selector) for kind in CHILD_KINDS)
+            *(self.kube.list(kind, ref.namespace, selector) for kind in kinds)
         )
-        return {
-            diffing.child_key(obj): obj
-            for items in lists
-            for obj in items
-            if diffing.controlled_by(obj, ref.uid)
-        }
+        items = (items or []) + [obj for listed in lists for obj in listed]
+        return {diffing.child_key(obj): obj for obj in items if diffing.controlled_by(obj, ref.uid)}
+
+    async def _secret(self, namespace: str, name: str) -> JSON | None:
+        """A Secret a JobQueue reads, from the watch cache (one GET the first time)."""
+        return await self.views.secrets.get(
+            namespace, name, lambda ns, n: self.kube.get("Secret", ns, n)
+        )
 
     async def _source(
         self, ref: JobQueueRef, selector: SecretKeySelector, what: str
     ) -> str | Problem:
-        secret = await self.kube.get("Secret", ref.namespace, selector.name)
+        secret = await self._secret(ref.namespace, selector.name)
         where = f"Secret {ref.namespace}/{selector.name}"
         if secret is None:
             return Problem(c.REASON_SOURCE_MISSING, f"{where} ({what}) not found")
@@ -461,7 +488,7 @@ class Reconciler:
         the operator's own variables are never copied; values are never put in a message."""
         out: dict[str, str] = {}
         for secret_ref in refs:
-            secret = await self.kube.get("Secret", ref.namespace, secret_ref.name)
+            secret = await self._secret(ref.namespace, secret_ref.name)
             name = f"Secret {ref.namespace}/{secret_ref.name} ({where}.secretRefs)"
             if secret is None:
                 return Problem(c.REASON_SOURCE_MISSING, f"{name} not found")
@@ -579,6 +606,7 @@ class Reconciler:
         self.urls.forget(ref.key)
         self._redis_cache.pop(ref.key, None)
         self._locks.forget(ref.key)
+        metrics.forget(ref.namespace, ref.name)
         kept = (purged or "Redis keys kept (deletionPolicy: Retain)") + claims
         removed = ", ".join(sorted(deleted)) or "no children left"
         # Best effort: in a namespace being deleted the API server refuses new Events.
@@ -635,6 +663,16 @@ class Reconciler:
         message = f"gave up purging queues {named} after {retry + 1} attempts: {error}"
         log.warning("%s: %s", ref, message)
         return "Redis keys NOT purged: " + message
+
+
+def _has_route(spec: JobQueueSpec, body: Mapping[str, Any]) -> bool:
+    """Whether the JobQueue wants an HTTPRoute or may still have one (to prune)."""
+    if spec.api.enabled and spec.api.http_route is not None:
+        return True
+    for cond in (body.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == c.CONDITION_EXPOSED and "HTTPRoute" in str(cond.get("message")):
+            return True
+    return False
 
 
 def _rv(obj: Mapping[str, Any]) -> str | None:

@@ -37,13 +37,14 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from jobqueue import backoff_delay
 from jobqueue_operator import constants as c
+from jobqueue_operator import metrics
 from jobqueue_operator.autoscaling import (
     POD_DELETION_COST_ANNOTATION,
     Decision,
@@ -153,6 +154,8 @@ class Scaler:
     wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     secrets: tuple[str, ...] = ()  # never in a message (the Redis URL: its secret parts too)
     name: str = ""
+    #: (namespace, JobQueue, pool, queue) of the Prometheus series this loop sets; None: none
+    series: tuple[str, str, str, str] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _memory: _Memory | None = field(default=None, init=False)
     evaluations: int = field(default=0, init=False)
@@ -187,6 +190,8 @@ class Scaler:
                 await watcher
             with contextlib.suppress(Exception):
                 await self.metrics.close()
+            if self.series is not None:
+                metrics.pool_stopped(*self.series[:3])
 
     async def _watch(self) -> None:
         """Keep the enqueue subscription up; reconnect with exponential backoff, full jitter.
@@ -329,6 +334,8 @@ class Scaler:
                 return False
             decision = self._decide(cfg, mem, snapshot, now)
         mem.history = remember(mem.history, decision, now, spec.scale_down_stabilization_seconds)
+        if self.series is not None:
+            metrics.scale_decision(self.series[0], self.series[1], decision.reason.value)
 
         # 4. Write.
         if decision.changed:
@@ -358,6 +365,7 @@ class Scaler:
             await self._event("Normal", decision.reason.value, decision.message)
         if decision.recommendation is not None:
             mem.last_desired = decision.replicas
+        self._export(mem)
 
         active = decision.reason not in (Reason.PAUSED, Reason.REDIS_UNREACHABLE)
         scaling = Condition(
@@ -368,6 +376,16 @@ class Scaler:
         )
         await self._report(mem, snapshot, scaling, now)
         return False
+
+    def _export(self, mem: _Memory) -> None:
+        """The Prometheus series of this loop: desired and current workers, queue depth."""
+        if self.series is None:
+            return
+        namespace, name, pool, queue = self.series
+        metrics.workers(namespace, name, pool, mem.last_desired, mem.current)
+        if mem.last_queue is not None:
+            depth = mem.last_queue.ready + mem.last_queue.in_flight
+            metrics.queue_depth(namespace, name, queue, depth)
 
     async def _prefer_idle(self, workers: Sequence[WorkerHeartbeat]) -> None:
         """Mark idle pods for removal first; best effort. Without the marks the ReplicaSet
@@ -485,41 +503,80 @@ def replicas_handover_needed(
     """
     if live is None or "replicas" in (desired.get("spec") or {}):
         return False
-    for entry in (live.get("metadata") or {}).get("managedFields") or []:
-        if entry.get("manager") != manager or entry.get("operation") != "Apply":
-            continue
-        fields = (entry.get("fieldsV1") or {}).get("f:spec") or {}
-        if "f:replicas" in fields:
-            return True
-    return False
+    return owns_replicas((live.get("metadata") or {}).get("managedFields") or [], manager)
 
 
 def _is_status(exc: BaseException, *codes: int) -> bool:
     return getattr(exc, "status", None) in codes
 
 
+ReplicaEntry = tuple[int | None, bool]  # spec.replicas, and whether the autoscaler applies it
+
+
+def replica_entry(spec: Mapping[str, Any], meta: Mapping[str, Any]) -> ReplicaEntry:
+    """What :class:`ReplicaCache` keeps of one Deployment as a watch delivers it."""
+    replicas = spec.get("replicas")
+    count = replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None
+    return count, owns_replicas(meta.get("managedFields") or (), FIELD_MANAGER)
+
+
 class ReplicaCache:
-    """spec.replicas of Deployments as a watch last delivered them, keyed by namespace and name.
+    """spec.replicas of Deployments as a watch last delivered them, keyed by namespace and name,
+    and whether the autoscaler's field manager already applies that field.
 
     The operator already watches every Deployment it manages (kopf, to repair drift); its
-    handler feeds :meth:`observe`, so the scalers' polls need no GET of the scale subresource.
-    A Deployment the cache does not know (not listed yet, deleted) is read from the API. Only
-    touched from the event loop's thread.
+    ``replicas`` index (:func:`replica_entry` per Deployment, filled before any handler or
+    daemon runs, entries dropped on delete) is attached here, so the scalers' polls need no GET
+    of the scale subresource, and a restarted autoscaler takes over spec.replicas (``adopt``)
+    only where it does not own it yet. Without an index, :meth:`observe` feeds it. A
+    Deployment it does not know (deleted, not created yet) is read from the API. Only touched
+    from the event loop's thread.
     """
 
-    def __init__(self) -> None:
-        self._replicas: dict[tuple[str, str], int] = {}
+    def __init__(self, index: Mapping[tuple[str, str], Iterable[ReplicaEntry]] | None = None):
+        self.index = index
+        self._entries: dict[tuple[str, str], ReplicaEntry] = {}
 
-    def observe(self, namespace: str, name: str, replicas: int | None) -> None:
+    def observe(
+        self,
+        namespace: str,
+        name: str,
+        replicas: int | None,
+        managed_fields: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
         """Record what a watch event says; ``replicas`` None: the Deployment was deleted."""
         if replicas is None:
-            self._replicas.pop((namespace, name), None)
+            self._entries.pop((namespace, name), None)
         else:
-            self._replicas[(namespace, name)] = replicas
+            self._entries[(namespace, name)] = (
+                replicas,
+                owns_replicas(managed_fields, FIELD_MANAGER),
+            )
+
+    def _entry(self, namespace: str, name: str) -> ReplicaEntry | None:
+        if self.index is not None:
+            return next(iter(self.index.get((namespace, name), ())), None)
+        return self._entries.get((namespace, name))
 
     def get(self, namespace: str, name: str) -> int | None:
         """The last count seen, or None if unknown."""
-        return self._replicas.get((namespace, name))
+        entry = self._entry(namespace, name)
+        return None if entry is None else entry[0]
+
+    def adopted(self, namespace: str, name: str, replicas: int) -> bool:
+        """True when the autoscaler already applies spec.replicas, at ``replicas``."""
+        entry = self._entry(namespace, name)
+        return entry is not None and entry == (replicas, True)
+
+
+def owns_replicas(managed_fields: Sequence[Mapping[str, Any]], manager: str) -> bool:
+    """Whether ``manager`` applies (server-side apply) a Deployment's spec.replicas."""
+    for entry in managed_fields:
+        if entry.get("manager") != manager or entry.get("operation") != "Apply":
+            continue
+        if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {}):
+            return True
+    return False
 
 
 class KubernetesScaleTarget:
@@ -572,6 +629,12 @@ class KubernetesScaleTarget:
         )
 
     async def adopt(self, replicas: int) -> None:
+        """Apply spec.replicas as the autoscaler's field manager (no request when the watch
+        shows it already does, at that count: a restarted operator writes nothing)."""
+        if self._cache is not None and self._cache.adopted(
+            self.namespace, self.deployment, replicas
+        ):
+            return
         body = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -830,6 +893,7 @@ async def run_scaler(
         config=get_config,
         secrets=(redis_url,),  # the URL and its secret parts
         name=f"{namespace}/{name}" + (f"/{pool}" if pool else ""),
+        series=(namespace, name, pool or c.DEFAULT_POOL, queue_name),
     )
     await run_until_stopped(scaler.run(), stopped)
 

@@ -1,11 +1,10 @@
-"""The kopf handlers' own small logic: the Deployment watch feeding the autoscalers' replica
+"""The kopf handlers' own small logic: the Deployment index feeding the autoscalers' replica
 cache, and the one Redis client factory the handlers and redisops share."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import kopf
 import pytest
 from jobqueue_operator import constants as c
 from jobqueue_operator import handlers, redisops
@@ -16,33 +15,30 @@ from redis.asyncio.cluster import RedisCluster
 from jobqueue import ConfigError
 
 
-async def observe(memo: kopf.Memo, type_: str | None, replicas: Any) -> None:
+def indexed(replicas: Any, managers: tuple[str, ...] = ()) -> Any:
     spec = {} if replicas is None else {"replicas": replicas}
-    await handlers.deployment_replicas(
-        event={"type": type_, "object": {"spec": spec}},
-        namespace="ns",
-        name="q-worker",
-        spec=spec,
-        memo=memo,
-    )
+    meta = {
+        "managedFields": [
+            {"manager": m, "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+            for m in managers
+        ]
+    }
+    return handlers.replicas(namespace="ns", name="q-worker", spec=spec, meta=meta)
 
 
-async def test_the_deployment_watch_keeps_the_replica_cache() -> None:
-    cache = ReplicaCache()
-    memo = kopf.Memo(replicas=cache)
-    await observe(memo, None, 2)  # the initial listing
+def test_the_replicas_index_keeps_the_count_and_who_applies_it() -> None:
+    cache = ReplicaCache(index={})
+    assert cache.get("ns", "q-worker") is None  # not indexed: the scaler asks the API
+    cache.index = {k: [v] for k, v in indexed(2).items()}
     assert cache.get("ns", "q-worker") == 2
-    await observe(memo, "MODIFIED", 0)
-    assert cache.get("ns", "q-worker") == 0
-    await observe(memo, "DELETED", 0)  # gone: the scaler must ask the API (and get a 404)
-    assert cache.get("ns", "q-worker") is None
-    await observe(memo, "ADDED", 3)
-    await observe(memo, "MODIFIED", None)  # no count: unknown rather than a guess
-    assert cache.get("ns", "q-worker") is None
-
-
-async def test_the_deployment_watch_is_harmless_before_startup() -> None:
-    await observe(kopf.Memo(), "ADDED", 3)  # no cache in the memo yet: nothing to do, no error
+    assert not cache.adopted("ns", "q-worker", 2)  # the reconcile's apply is not ours
+    cache.index = {k: [v] for k, v in indexed(0, ("jobqueue-autoscaler",)).items()}
+    assert cache.get("ns", "q-worker") == 0  # zero is a count, not a miss
+    assert cache.adopted("ns", "q-worker", 0)
+    assert not cache.adopted("ns", "q-worker", 1)  # at another count: apply it
+    assert not cache.adopted("other", "q-worker", 0)
+    cache.index = {k: [v] for k, v in indexed(None, ("jobqueue-autoscaler",)).items()}
+    assert cache.get("ns", "q-worker") is None  # no count: unknown rather than a guess
 
 
 @pytest.mark.parametrize(

@@ -609,6 +609,11 @@ class FakeAppsApi:
         self.replicas = replicas
         self.reads = 0
 
+    applies = 0
+
+    def patch_namespaced_deployment(self, *_: Any, **__: Any) -> None:
+        self.applies += 1
+
     def read_namespaced_deployment_scale(self, name: str, namespace: str, **_: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
 
@@ -640,6 +645,26 @@ async def test_a_cached_count_saves_the_api_read_and_an_unknown_one_falls_back()
     apps.replicas = None
     assert await target.replicas(cached=True) is None
     assert apps.reads == 3
+
+
+async def test_a_restarted_autoscaler_adopts_only_what_it_does_not_apply_yet() -> None:
+    cache = ReplicaCache()
+    target, apps = cached_target(cache, api_replicas=2)
+    cache.observe("ns", "q-worker", 2)  # applied by the reconcile only
+    await target.adopt(2)
+    assert apps.applies == 1
+    owned = [
+        {
+            "manager": "jobqueue-autoscaler",
+            "operation": "Apply",
+            "fieldsV1": {"f:spec": {"f:replicas": {}}},
+        }
+    ]
+    cache.observe("ns", "q-worker", 2, owned)  # the watch shows our apply
+    await target.adopt(2)
+    assert apps.applies == 1  # nothing to write: a restart costs no request
+    await target.adopt(3)
+    assert apps.applies == 2
 
 
 async def test_zero_replicas_in_the_cache_is_a_count_not_a_miss() -> None:
