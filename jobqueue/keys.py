@@ -23,6 +23,9 @@ tag ``{<q>}`` so all keys of a queue live in one Redis Cluster slot)::
     jq:{<q>}:maintenance STRING with a short expiry: the gate that lets one claim in every
                         ``MAINTENANCE_INTERVAL_MS`` run the queue's maintenance (lease
                         recovery, delayed-job promotion, reaping).
+    jq:{<q>}:exporter   STRING with an expiry: the id of the API process that exports the
+                        queue gauges of the JobQueue whose default queue this is (a lease
+                        renewed on its scrapes), so they are exported once, not per replica.
     jq:{<q>}:events     pub/sub channel (not a key): JSON state-change messages.
     jq:{<q>}:control    pub/sub channel (not a key) the workers listen on: ids of running
                         jobs cancelled by a user. Apart from ``events``, so a worker is not
@@ -118,6 +121,7 @@ class QueueKeys:
     workers: str
     workers_exp: str
     maintenance: str
+    exporter: str
     job_spec: str
     job_status: str
     job_run: str
@@ -150,6 +154,7 @@ class QueueKeys:
             workers=p + "workers",
             workers_exp=p + "workers:exp",
             maintenance=p + "maintenance",
+            exporter=p + "exporter",
             **cols,
         )
 

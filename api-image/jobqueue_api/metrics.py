@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -51,13 +53,20 @@ class Metrics:
         )
         self.depth = Gauge(
             f"{P}_queue_depth",
-            "Jobs in the queue by state, read from Redis at scrape time.",
-            ["state"],
+            "Jobs in each queue by state, read from Redis at scrape time (exported by one "
+            "API replica: see jobqueue_api_queue_exporter).",
+            ["queue", "state"],
             registry=self.registry,
         )
         self.oldest_ready_age = Gauge(
             f"{P}_queue_oldest_ready_age_seconds",
-            "Age of the oldest waiting job, read at scrape time.",
+            "Age of each queue's oldest waiting job, read at scrape time (one replica).",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.exporter = Gauge(
+            f"{P}_queue_exporter",
+            "1 if this API replica exports the queue gauges (it holds the Redis lease).",
             registry=self.registry,
         )
         self.redis_up = Gauge(
@@ -75,17 +84,23 @@ class Metrics:
             self._latency_children[key] = child
         child.observe(seconds)
 
-    def set_queue_stats(self, stats: QueueStats | None) -> None:
-        """Refresh the queue gauges; None means Redis could not be read."""
+    def set_queue_stats(self, stats: Sequence[tuple[str, QueueStats]] | None) -> None:
+        """Refresh the queue gauges, one set per queue; None means Redis could not be read,
+        an empty sequence that another replica exports them (see exporter.py)."""
+        self.depth.clear()
+        self.oldest_ready_age.clear()
         if stats is None:
             self.redis_up.set(0)
+            self.exporter.set(0)
             return
         self.redis_up.set(1)
-        self.depth.labels("ready").set(stats.ready)
-        self.depth.labels("in_flight").set(stats.in_flight)
-        self.depth.labels("delayed").set(stats.delayed)
-        self.depth.labels("dead").set(stats.dead)
-        self.oldest_ready_age.set(stats.oldest_ready_age)
+        self.exporter.set(1 if stats else 0)
+        for name, s in stats:
+            self.depth.labels(name, "ready").set(s.ready)
+            self.depth.labels(name, "in_flight").set(s.in_flight)
+            self.depth.labels(name, "delayed").set(s.delayed)
+            self.depth.labels(name, "dead").set(s.dead)
+            self.oldest_ready_age.labels(name).set(s.oldest_ready_age)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

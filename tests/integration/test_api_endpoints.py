@@ -418,7 +418,9 @@ async def test_health_endpoints(api: httpx.AsyncClient) -> None:
         assert r.status_code == 200 and r.json() == {"status": "ok"}, path
 
 
-async def test_metrics_expose_enqueues_depth_and_latency_by_route(api: httpx.AsyncClient) -> None:
+async def test_metrics_expose_enqueues_depth_and_latency_by_route(
+    api: httpx.AsyncClient, queue_name: str
+) -> None:
     await api.post("/jobs:batch", json={"jobs": [{"type": "t"}] * 3})
     job_id = (await api.post("/enqueue")).json()["job_id"]
     await api.get(f"/jobs/{job_id}")
@@ -426,7 +428,8 @@ async def test_metrics_expose_enqueues_depth_and_latency_by_route(api: httpx.Asy
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
     assert "jobqueue_api_jobs_enqueued_total 4.0" in text
-    assert 'jobqueue_api_queue_depth{state="ready"} 4.0' in text
+    assert f'jobqueue_api_queue_depth{{queue="{queue_name}",state="ready"}} 4.0' in text
+    assert "jobqueue_api_queue_exporter 1.0" in text
     assert "jobqueue_api_redis_up 1.0" in text
     labels = 'method="GET",route="/jobs/{job_id}",status="200"'
     assert f"jobqueue_api_request_duration_seconds_count{{{labels}}} 1.0" in text

@@ -364,3 +364,35 @@ async def test_events_stream_state_changes_of_every_queue(redis_url: str, queue_
         await default.purge()
         await client.aclose()
         api.cleanup()
+
+
+async def test_queue_gauges_are_exported_once_per_queue_not_per_replica(
+    redis_url: str, queue_name: str
+) -> None:
+    """Two API replicas of one JobQueue: the one holding the exporter lease exports a depth
+    series per queue (the pool's too); the other exports none until the lease is free."""
+    pool_name = f"{queue_name}/mail"
+    settings = make_settings(redis_url, queue_name, job_routes={"email": pool_name})
+    client = jobqueue.connect(redis_url)
+    default, pool = Queue(client, queue_name), Queue(client, pool_name)
+    try:
+        async with serve(settings) as (first, _), serve(settings) as (second, _):
+            await first.post("/jobs", json={"type": "email"})
+            one = (await first.get("/metrics")).text
+            other = (await second.get("/metrics")).text
+            assert f'jobqueue_api_queue_depth{{queue="{pool_name}",state="ready"}} 1.0' in one
+            assert f'jobqueue_api_queue_depth{{queue="{queue_name}",state="ready"}} 0.0' in one
+            assert "jobqueue_api_queue_exporter 1.0" in one
+            assert "jobqueue_api_queue_depth{" not in other
+            assert "jobqueue_api_queue_exporter 0.0" in other
+            assert "jobqueue_api_redis_up 1.0" in other  # per-process metrics stay
+            # the holder renews its lease on each scrape; once it lapses the other takes over
+            assert "jobqueue_api_queue_exporter 1.0" in (await first.get("/metrics")).text
+            await client.delete(default.keys.exporter)  # as if the lease had run out
+            taken = (await second.get("/metrics")).text
+            assert "jobqueue_api_queue_exporter 1.0" in taken
+            assert "jobqueue_api_queue_depth{" not in (await first.get("/metrics")).text
+    finally:
+        await pool.purge()
+        await default.purge()
+        await client.aclose()

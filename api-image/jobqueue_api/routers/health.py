@@ -10,9 +10,11 @@ from fastapi.responses import Response
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from jobqueue import QueueStats
 from jobqueue_api import constants as c
-from jobqueue_api.deps import MetricsDep, QueueDep
+from jobqueue_api.deps import MetricsDep, RoutedDep
 from jobqueue_api.errors import OpenAPIResponses
+from jobqueue_api.exporter import ExporterLease
 from jobqueue_api.models import HealthStatus
 
 router = APIRouter(tags=["health"])
@@ -78,9 +80,19 @@ async def health(redis: RedisDep) -> Response | HealthStatus:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     summary="Prometheus metrics; queue gauges are read from Redis at scrape time",
 )
-async def metrics(queue: QueueDep, m: MetricsDep) -> Response:
+async def metrics(request: Request, queues: RoutedDep, m: MetricsDep) -> Response:
+    """Queue gauges for every queue (the default one and each pool), labelled by queue, from
+    the one replica holding the exporter lease (see exporter.py); the others export none."""
+    lease: ExporterLease = request.app.state.exporter
+
+    async def read() -> list[tuple[str, QueueStats]]:
+        if not await lease.hold():
+            return []
+        return [(q.name, s) for q, s in zip(queues.all, await queues.all_stats(), strict=True)]
+
+    stats: list[tuple[str, QueueStats]] | None
     try:
-        stats = await asyncio.wait_for(queue.stats(), c.READINESS_TIMEOUT)
+        stats = await asyncio.wait_for(read(), c.READINESS_TIMEOUT)
     except (redis_errors.RedisError, TimeoutError, OSError):
         stats = None
     m.set_queue_stats(stats)
