@@ -23,12 +23,11 @@ from jobqueue_api.deps import require_token
 from jobqueue_api.enqueuer import Enqueuer
 from jobqueue_api.errors import UNAUTHORIZED, install_error_handlers
 from jobqueue_api.events import EventHub
-from jobqueue_api.exporter import ExporterLease
 from jobqueue_api.metrics import Metrics
 from jobqueue_api.middleware import EdgeMiddleware
 from jobqueue_api.models import EnqueueRequest, JobBatchCreate, JobCreate
 from jobqueue_api.rates import RateTracker
-from jobqueue_api.routers import dlq, enqueue, events, health, jobs, stats, tasks, workers
+from jobqueue_api.routers import dlq, enqueue, events, health, jobs, stats, tasks, ui, workers
 from jobqueue_api.routing import RoutedQueues
 from jobqueue_api.settings import Settings
 
@@ -109,7 +108,6 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.routed = routed
         app.state.enqueuer = enqueuer
         app.state.events = hub = EventHub(routed)
-        app.state.exporter = ExporterLease(redis, queue, c.METRICS_LEASE_SECONDS)
         log.info(
             "api starting",
             extra={
@@ -155,6 +153,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (jobs, enqueue, tasks, dlq, stats, workers, events):
         app.include_router(module.router, dependencies=protected, responses=auth_docs)
     app.include_router(health.router)
+    ui.install(app)  # the dashboard at /ui: public files, every call they make needs the token
 
     add_body_schemas(app, [JobCreate, JobBatchCreate, EnqueueRequest])
     app.add_middleware(EdgeMiddleware, settings=settings, metrics=metrics)

@@ -9,8 +9,9 @@ const STATES = ["queued", "running", "delayed", "failed", "completed", "cancelle
 const HISTORY_KEY = "jobqueue.history";
 const HOUR_MS = 3600 * 1000;
 const SAMPLE_MS = 5000; // one rate sample per queue every 5 s, kept for an hour
-const POLL_MS = 5000; // the overview's refresh, and every view's while /events is down
-const EVENT_DEBOUNCE_MS = 300;
+const POLL_MS = 5000; // the overview's refresh (its rates), and every view's while /events is down
+const SLOW_POLL_EVERY = 3; // other views: every 3rd tick, since a job starting to run is no event
+const EVENT_THROTTLE_MS = 300;
 
 const $ = (id) => document.getElementById(id);
 
@@ -58,6 +59,12 @@ function ago(iso) {
   const d = typeof iso === "number" ? new Date(iso * 1000) : new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
   return `${fmtAge(Math.max(0, (Date.now() - d.getTime()) / 1000))} ago`;
+}
+
+function lastLine(text) {
+  // A traceback's last line says what failed; the job's page shows all of it.
+  const lines = (text || "").split("\n").filter((l) => l.trim());
+  return lines.length ? lines[lines.length - 1].trim() : "";
 }
 
 function json(value) {
@@ -233,7 +240,7 @@ function jobRow(job) {
     h("td", {}, `${job.attempts}/${job.max_retries + 1}`),
     h("td", {}, h("progress", { max: 100, value: job.progress ?? 0 })),
     h("td", {}, fmtTime(job.finished_at || job.started_at || job.created_at)),
-    h("td", { class: "error-cell" }, job.error || ""),
+    h("td", { class: "error-cell", title: job.error || "" }, lastLine(job.error)),
   );
 }
 
@@ -441,10 +448,14 @@ async function refresh() {
   }
 }
 
-let debounce = null;
+// A burst of events (a batch of jobs finishing) becomes one refresh per EVENT_THROTTLE_MS.
+let throttle = null;
 function onEvent() {
-  clearTimeout(debounce);
-  debounce = setTimeout(refresh, EVENT_DEBOUNCE_MS);
+  if (throttle) return;
+  throttle = setTimeout(() => {
+    throttle = null;
+    refresh();
+  }, EVENT_THROTTLE_MS);
 }
 
 function setLive(state) {
@@ -504,9 +515,11 @@ function init() {
   $("logout").addEventListener("click", logout);
   $("logout").hidden = !token.get();
   window.addEventListener("hashchange", refresh);
+  let tick = 0;
   setInterval(() => {
+    tick += 1;
     if ($("login").open) return;
-    if (route().name === "overview" || !live) refresh();
+    if (route().name === "overview" || !live || tick % SLOW_POLL_EVERY === 0) refresh();
   }, POLL_MS);
   startEvents();
   refresh();
