@@ -23,6 +23,7 @@ from jobqueue_api.deps import require_token
 from jobqueue_api.enqueuer import Enqueuer
 from jobqueue_api.errors import UNAUTHORIZED, install_error_handlers
 from jobqueue_api.events import EventHub
+from jobqueue_api.exporter import ExporterLease
 from jobqueue_api.metrics import Metrics
 from jobqueue_api.middleware import EdgeMiddleware
 from jobqueue_api.models import EnqueueRequest, JobBatchCreate, JobCreate
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.routed = routed
         app.state.enqueuer = enqueuer
         app.state.events = hub = EventHub(routed)
+        app.state.exporter = ExporterLease(redis, queue, c.METRICS_LEASE_SECONDS)
         log.info(
             "api starting",
             extra={
