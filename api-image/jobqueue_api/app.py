@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 import jobqueue
 from jobqueue import AnyRedis
 from jobqueue_api import constants as c
+from jobqueue_api import docs
 from jobqueue_api.body import add_body_schemas
 from jobqueue_api.deps import require_token
 from jobqueue_api.enqueuer import Enqueuer
@@ -140,6 +141,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=API_VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by docs.install with vendored assets, not from a CDN
+        redoc_url=None,
         strict_content_type=False,  # a body without Content-Type is read as JSON
         # No OpenTelemetry: metrics are Prometheus. Off, FastAPI skips its per-request checks.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -155,6 +158,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (jobs, enqueue, tasks, dlq, stats, workers, events):
         app.include_router(module.router, dependencies=protected, responses=auth_docs)
     app.include_router(health.router)
+    docs.install(app, app.title)
     ui.install(app)  # the dashboard at /ui: public files, every call they make needs the token
 
     add_body_schemas(app, [JobCreate, JobBatchCreate, EnqueueRequest])
