@@ -45,7 +45,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobqueue import browse, codec
 from jobqueue.browse import JobPage, ListState
@@ -81,6 +83,7 @@ from jobqueue.models import (
     validate_job_id,
 )
 from jobqueue.scripts import SCRIPT_NAMES, script
+from jobqueue.wire import Wire
 
 log = logging.getLogger(__name__)
 
@@ -238,10 +241,18 @@ class Queue:
     # ----------------------------------------------------------------- plumbing
 
     async def _run(self, s: _Bound, args: Sequence[Any]) -> Any:
-        """One script call; loads the script on the server if it is missing there."""
+        """One script call; loads the script on the server if it is missing there.
+
+        On a standalone/Sentinel client it goes over the pool's pipelined connection
+        (jobqueue.wire); a call that lost its connection there is retried on the pool with
+        the client's own retry policy, as redis-py retries any command."""
         try:
             if self._direct:
-                return await self._send_packed(_pack(s, args))
+                packed = _pack(s, args)
+                try:
+                    return await Wire.for_client(cast(Redis, self.redis)).call(packed)
+                except (RedisConnectionError, RedisTimeoutError):
+                    return await self._send_packed(packed)
             return await self.redis.execute_command(*s.head, *args)
         except NoScriptError:
             await self.redis.execute_command("SCRIPT LOAD", s.source)
