@@ -67,7 +67,8 @@ OPERATOR_QUEUES_QUICK: Final = 100
 OPERATOR_QUEUES_FULL: Final = 1_000
 OPERATOR_READY_TIMEOUT_S: Final = 600.0
 OPERATOR_IDLE_WINDOW_QUICK_S: Final = 60.0
-OPERATOR_IDLE_WINDOW_FULL_S: Final = 120.0
+OPERATOR_IDLE_WINDOW_FULL_S: Final = 660.0  # two resync passes (300 s each) and a margin
+OPERATOR_RESTART_WINDOW_S: Final = 120.0  # after a SIGKILL: the new operator's requests
 AUDIT_CATCH_UP_S: Final = 60.0  # longest wait for the batched audit log to catch up
 
 # Autoscale.

@@ -1,16 +1,26 @@
-"""Operator scale: N JobQueues applied at once on the local control plane.
+"""Operator scale: N JobQueues applied at once on the local control plane, at the operator's
+default settings (issue 21).
 
 Measures the time from `kubectl apply --server-side` of N JobQueues to all of them Ready, the
-operator's RSS (/proc), and the API requests it makes per minute while idle, counted from the
+operator's RSS (/proc), the API requests it makes per minute while idle (a window holding two
+resync passes), and what a restarted operator does after a SIGKILL, counted from the
 kube-apiserver's audit log of the operator's own user (writes reported separately: an idle
-operator should make none). The JobQueues run workers only (api.enabled false), autoscaled
-from 0 on a private redis-server, so no node is needed and Ready means: children applied,
-Deployments as desired, Redis reachable.
+operator should make none). The JobQueues are what a user writes without tuning: the Redis URL
+from a Secret, the API enabled (at 0 replicas: no node runs pods here), workers autoscaled from 0
+with the default stabilization and cooldown; the operator runs with its default log and Event
+levels (INFO) and resync interval. Ready means: children applied, Deployments as desired, Redis
+reachable.
+
+``BENCH_OPERATOR_QUEUES=100,500,1000`` runs several sizes (one fresh control plane each), and
+``BENCH_OPERATOR_IDLE_S`` sets the idle window (one number, or one per size, e.g.
+``120,120,660``; the report says each length).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from typing import Any
 
@@ -24,11 +34,15 @@ from bench.constants import (
     OPERATOR_QUEUES_FULL,
     OPERATOR_QUEUES_QUICK,
     OPERATOR_READY_TIMEOUT_S,
+    OPERATOR_RESTART_WINDOW_S,
 )
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "bench-scale"
+SOURCE_SECRET = "redis-url"
+#: The operator's defaults: bench/kube.start_operator quiets logs and Events; these undo that.
+DEFAULT_LEVELS = {"LOG_LEVEL": "INFO", "EVENT_LEVEL": "INFO"}
 QUIET_S = 15.0  # the idle window starts once the operator made no write for this long
 QUIET_MAX_S = 180.0
 
@@ -54,7 +68,13 @@ def _wait_quiet(c: kube.Cluster, op: Any, ready_at: float) -> float:
 
 def manifests(n: int, redis_url: str) -> str:
     docs: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": SOURCE_SECRET, "namespace": NAMESPACE},
+            "stringData": {"url": redis_url},
+        },
     ]
     for i in range(n):
         docs.append(
@@ -63,17 +83,11 @@ def manifests(n: int, redis_url: str) -> str:
                 "kind": "JobQueue",
                 "metadata": {"name": f"q{i:04d}", "namespace": NAMESPACE},
                 "spec": {
-                    "redis": {"url": redis_url},
-                    "api": {"enabled": False},
-                    # Created at minReplicas (0); no stabilization/cooldown either, so no
-                    # scale-down window can hold Ready back: Ready measures the operator.
-                    "autoscaling": {
-                        "enabled": True,
-                        "minReplicas": 0,
-                        "maxReplicas": 2,
-                        "scaleDownStabilizationSeconds": 0,
-                        "cooldownSeconds": 0,
-                    },
+                    "redis": {"urlFrom": {"secretKeyRef": {"name": SOURCE_SECRET, "key": "url"}}},
+                    # The API's Deployment and Service are made; 0 pods (no node here).
+                    "api": {"replicas": 0},
+                    # Created at minReplicas (0); stabilization and cooldown at their defaults.
+                    "autoscaling": {"enabled": True, "minReplicas": 0, "maxReplicas": 2},
                 },
             }
         )
@@ -90,10 +104,67 @@ def _ready_count(c: kube.Cluster) -> tuple[int, int]:
     return ready, len(items)
 
 
+def _idle(c: kube.Cluster, op: Any, seconds: float) -> tuple[dict[str, Any], int]:
+    """Requests and writes of the operator over ``seconds`` of doing nothing; its RSS peak."""
+    start = time.time()
+    end_mono = time.monotonic() + seconds
+    rss_peak = 0
+    while time.monotonic() < end_mono:
+        op.check()
+        rss_peak = max(rss_peak, proc_rss_bytes(op.pid))
+        time.sleep(1.0)
+    end = time.time()
+    kube.wait_audit_flush(c.audit_log, end)
+    return kube.summarize(kube.audit_events(c.audit_log, start, end), end - start), rss_peak
+
+
+def _wait_ready(c: kube.Cluster, op: Any, n: int, t0: float, row: dict[str, Any]) -> int:
+    """Poll until all n are Ready (row["ready_s"]) or the timeout; returns the RSS peak."""
+    deadline = t0 + OPERATOR_READY_TIMEOUT_S
+    rss_peak = 0
+    while True:
+        op.check()
+        rss_peak = max(rss_peak, proc_rss_bytes(op.pid))
+        ready, _total = _ready_count(c)
+        if ready >= n:
+            row["ready_s"] = time.monotonic() - t0
+            return rss_peak
+        if time.monotonic() > deadline:
+            row["ready_s"] = None
+            row["not_ready"] = n - ready
+            log.warning(
+                "operator: only %d/%d Ready after %.0f s", ready, n, OPERATOR_READY_TIMEOUT_S
+            )
+            return rss_peak
+        time.sleep(0.5)
+
+
+def _restart(c: kube.Cluster, op: Any, ctx: Ctx, row: dict[str, Any]) -> Any:
+    """SIGKILL the operator, start a new one; what it asks and writes in its first window."""
+    op.stop(timeout=5, sig=signal.SIGKILL)
+    start = time.time()
+    op = kube.start_operator(c, ctx.work / "logs", **DEFAULT_LEVELS)
+    time.sleep(OPERATOR_RESTART_WINDOW_S)
+    op.check()
+    end = time.time()
+    kube.wait_audit_flush(c.audit_log, end)
+    events = kube.audit_events(c.audit_log, start, end)
+    s = kube.summarize(events, end - start)
+    writes = [e for e in events if e["verb"] in kube.WRITE_VERBS]
+    row["restart_window_s"] = end - start
+    row["restart_requests"] = len(events)
+    row["restart_writes"] = len(writes)
+    row["restart_by_verb"] = s["by_verb"]
+    row["restart_still_ready"] = _ready_count(c)[0]
+    row["restart_rss_mib"] = proc_rss_bytes(op.pid) / 2**20
+    log.info("operator: restarted: %d requests, %d writes (%s)", len(events), len(writes), s)
+    return op
+
+
 def measure(c: kube.Cluster, n: int, idle_s: float, ctx: Ctx) -> dict[str, Any]:
     row: dict[str, Any] = {"queues": n}
     with private_redis() as redis_server:
-        op = kube.start_operator(c, ctx.work / "logs")
+        op = kube.start_operator(c, ctx.work / "logs", **DEFAULT_LEVELS)
         try:
             time.sleep(3)  # the operator is up and watching before the apply
             op.check()
@@ -103,68 +174,61 @@ def measure(c: kube.Cluster, n: int, idle_s: float, ctx: Ctx) -> dict[str, Any]:
             c.kube.kubectl("apply", "--server-side", "-f", str(path), timeout=900)
             row["apply_s"] = time.monotonic() - t0
             log.info("operator: applied %d JobQueues in %.1f s", n, row["apply_s"])
-            deadline = t0 + OPERATOR_READY_TIMEOUT_S
-            rss_peak = 0
-            while True:
-                op.check()
-                rss_peak = max(rss_peak, proc_rss_bytes(op.pid))
-                ready, _total = _ready_count(c)
-                if ready >= n:
-                    row["ready_s"] = time.monotonic() - t0
-                    break
-                if time.monotonic() > deadline:
-                    row["ready_s"] = None
-                    row["not_ready"] = n - ready
-                    log.warning(
-                        "operator: only %d/%d Ready after %.0f s",
-                        ready,
-                        n,
-                        OPERATOR_READY_TIMEOUT_S,
-                    )
-                    break
-                time.sleep(0.5)
+            rss_peak = _wait_ready(c, op, n, t0, row)
             log.info("operator: %s s to all Ready", row.get("ready_s"))
             row["settled_s"] = _wait_quiet(c, op, time.time())
             log.info(
                 "operator: no writes for %.0f s, %.1f s after all Ready", QUIET_S, row["settled_s"]
             )
-            start = time.time()
-            end_mono = time.monotonic() + idle_s
-            while time.monotonic() < end_mono:
-                op.check()
-                rss_peak = max(rss_peak, proc_rss_bytes(op.pid))
-                time.sleep(1.0)
-            end = time.time()
+            s, idle_peak = _idle(c, op, idle_s)
             row["rss_mib"] = proc_rss_bytes(op.pid) / 2**20
-            row["rss_peak_mib"] = rss_peak / 2**20
-            kube.wait_audit_flush(c.audit_log, end)
-            s = kube.summarize(kube.audit_events(c.audit_log, start, end), end - start)
-            row["idle_window_s"] = end - start
+            row["rss_peak_mib"] = max(rss_peak, idle_peak) / 2**20
+            row["idle_window_s"] = idle_s
             row["idle_requests_per_min"] = s["requests_per_min"]
             row["idle_writes_per_min"] = s["writes_per_min"]
             row["idle_by_verb"] = s["by_verb"]
-            log.info("operator: idle %s", s)
+            log.info("operator: idle %s, RSS %.0f MiB", s, row["rss_mib"])
+            op = _restart(c, op, ctx, row)
         finally:
             op.stop(timeout=30)
             c.kube.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
     return row
 
 
+def sizes(ctx: Ctx) -> list[int]:
+    given = os.environ.get("BENCH_OPERATOR_QUEUES", "")
+    if given.strip():
+        return [int(x) for x in given.split(",") if x.strip()]
+    return [ctx.pick(OPERATOR_QUEUES_QUICK, OPERATOR_QUEUES_FULL)]
+
+
+def idle_windows(ctx: Ctx, count: int) -> list[float]:
+    """The idle window of each size: BENCH_OPERATOR_IDLE_S (one number, or one per size)."""
+    given = [float(x) for x in os.environ.get("BENCH_OPERATOR_IDLE_S", "").split(",") if x.strip()]
+    default = ctx.pick(OPERATOR_IDLE_WINDOW_QUICK_S, OPERATOR_IDLE_WINDOW_FULL_S)
+    if len(given) == count:
+        return given
+    return [given[0] if given else default] * count
+
+
 def run(ctx: Ctx) -> dict[str, Any]:
-    n = ctx.pick(OPERATOR_QUEUES_QUICK, OPERATOR_QUEUES_FULL)
-    idle_s = ctx.pick(OPERATOR_IDLE_WINDOW_QUICK_S, OPERATOR_IDLE_WINDOW_FULL_S)
-    with kube.cluster() as c:
-        rows = [measure(c, n, idle_s, ctx)]
+    rows = []
+    ns = sizes(ctx)
+    for n, idle_s in zip(ns, idle_windows(ctx, len(ns)), strict=True):
+        with kube.cluster() as c:  # a fresh control plane per size
+            rows.append(measure(c, n, idle_s, ctx))
     method = [
-        f"{n:,} JobQueues (workers only, autoscaled from 0, one private redis-server) applied "
-        "with one `kubectl apply --server-side` on the benchmarks' own control plane (etcd, "
-        "kube-apiserver, kube-controller-manager; no node). Ready = the operator's Ready "
-        f"condition True on every one. Idle = a window starting once the operator made no API "
-        f"write for {QUIET_S:.0f} s after all were Ready (`settled` says when its last write "
-        "was); requests are counted from the kube-apiserver audit log of the operator's "
-        "own user (watches counted when opened; the log is read once it has caught up, as "
-        "the apiserver batches it). The worker Deployments are created at minReplicas (0) "
-        "and handed to the autoscaler; stabilization and cooldown are 0 here. The operator "
-        "runs with its default resync interval."
+        "N JobQueues applied with one `kubectl apply --server-side` on the benchmarks' own "
+        "control plane (etcd, kube-apiserver, kube-controller-manager; no node), each as a "
+        "user writes it untuned: the Redis URL from a Secret (one private redis-server), the "
+        "API enabled at 0 replicas, workers autoscaled from 0 with the default stabilization "
+        "and cooldown. The operator runs at its defaults (log and Event levels INFO, resync "
+        "every 300 s, API calls unthrottled). Ready = the operator's Ready condition True on "
+        f"every one. Idle = a window starting once the operator made no API write for "
+        f"{QUIET_S:.0f} s after all were Ready (`settled` says when its last write was); "
+        "requests are counted from the kube-apiserver audit log of the operator's own user "
+        "(watches counted when opened; the log is read once it has caught up, as the "
+        "apiserver batches it). Restart = the operator SIGKILLed after the idle window and a "
+        f"new one started: its requests and writes in its first {OPERATOR_RESTART_WINDOW_S:.0f} s."
     ]
     return {"rows": rows, "method": method}

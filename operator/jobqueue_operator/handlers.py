@@ -37,10 +37,12 @@ from jobqueue_operator import constants as c
 from jobqueue_operator.builders import Images, child_name, pool_component
 from jobqueue_operator.kube import Kube, KubeError, load_api_client
 from jobqueue_operator.kubetypes import JSON, JobQueueRef
-from jobqueue_operator.ports import ScalerConfig
+from jobqueue_operator.ports import PUBSUB_READ_TIMEOUT, ScalerConfig
 from jobqueue_operator.reconcile import EventType, Reconciler, RetryLater
+from jobqueue_operator.redishub import RedisHub
 from jobqueue_operator.scaler import ReplicaCache, ReplicaEntry, replica_entry, run_scaler
 from jobqueue_operator.settings import OperatorSettings, get_settings
+from jobqueue_operator.sources import CLIENT_OPTIONS
 from jobqueue_operator.spec import JobQueueSpec, QueueSpec, ScheduleSpec, SpecError, parse_spec
 from jobqueue_operator.status import Fired, schedule_status
 
@@ -104,6 +106,13 @@ def _reconciler(memo: Any, indices: Mapping[str, Any] | None = None) -> Reconcil
     return reconciler
 
 
+def _hub(memo: Any) -> RedisHub:
+    hub = memo.get("redis")
+    if not isinstance(hub, RedisHub):
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return hub
+
+
 def _replica_cache(memo: Any, indices: Mapping[str, Any]) -> ReplicaCache | None:
     """The autoscalers' replica cache, on the ``replicas`` index kopf passes to daemons."""
     cache = memo.get("replicas")
@@ -138,7 +147,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         redis=ours.default_redis_image,
         pull_policy=ours.image_pull_policy,
     )
-    memo["reconciler"] = Reconciler(kube, images, post_event, operator_peer=ours.operator_peer())
+    hub = RedisHub(read_timeout=PUBSUB_READ_TIMEOUT, **CLIENT_OPTIONS)
+    memo["redis"] = hub
+    memo["reconciler"] = Reconciler(
+        kube,
+        images,
+        post_event,
+        operator_peer=ours.operator_peer(),
+        redis_check=functools.partial(redisops.check, hub=hub),
+    )
     memo["replicas"] = ReplicaCache()
     if ours.metrics_port:
         metrics.serve(ours.metrics_port)
@@ -156,6 +173,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     reconciler = memo.get("reconciler")
     if isinstance(reconciler, Reconciler):
         reconciler.kube.close()
+    hub = memo.get("redis")
+    if isinstance(hub, RedisHub):
+        await hub.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -467,6 +487,7 @@ async def autoscaler(
                     replicas_cache=_replica_cache(memo, kwargs),
                     queue=queue,
                     allow_config=allow_config,
+                    hub=_hub(memo),
                 )
             )
         if not loops:
@@ -532,6 +553,7 @@ async def scheduler(
     if not namespace or not name:
         return
     reconciler = _reconciler(memo)
+    hub = _hub(memo)
     key = (namespace, name)
     created = schedules.parse_time(meta.get("creationTimestamp"))
     fired = _fired_from_status(status)
@@ -555,9 +577,10 @@ async def scheduler(
                 await stopped.wait(c.SCHEDULE_SPEC_CHECK_INTERVAL)
                 continue
             if redis is None or url != redis_url:
-                if redis is not None:
-                    await redis.aclose()
-                redis, redis_url = redisops.client(url), url
+                if redis_url is not None:
+                    await hub.release(redis_url)
+                    redis_url = None
+                redis, redis_url = hub.acquire(url), url
             client = redis
             now = datetime.now(UTC)
             wake = now + timedelta(seconds=c.SCHEDULE_SPEC_CHECK_INTERVAL)
@@ -622,5 +645,5 @@ async def scheduler(
             delay = (wake - datetime.now(UTC)).total_seconds()
             await stopped.wait(max(delay, 0.05))
     finally:
-        if redis is not None:
-            await redis.aclose()
+        if redis_url is not None:
+            await hub.release(redis_url)

@@ -17,6 +17,7 @@ import jobqueue
 from jobqueue import AnyRedis, Queue
 from jobqueue_operator import constants as c
 from jobqueue_operator.formats import QueueFormatError
+from jobqueue_operator.redishub import RedisHub
 from jobqueue_operator.sources import open_source
 from jobqueue_operator.spec import QueueSpec
 
@@ -90,10 +91,12 @@ def client(url: str) -> AnyRedis:
     )
 
 
-async def check(url: str, queue: QueueSpec, queue_name: str) -> RedisCheck:
+async def check(
+    url: str, queue: QueueSpec, queue_name: str, *, hub: RedisHub | None = None
+) -> RedisCheck:
     """Read the queue's depth once, in its format (``queue_name``: our protocol's queue);
-    never raises."""
-    source = open_source(url, queue, queue_name)
+    never raises. ``hub``: on the endpoint's shared client, not a client of its own."""
+    source = open_source(url, queue, queue_name, hub=hub)
     try:
         async with asyncio.timeout(c.REDIS_CHECK_TIMEOUT * 2):
             got = await source.snapshot()

@@ -72,6 +72,7 @@ from jobqueue_operator.ports import (
     ScaleTarget,
     StopFlag,
 )
+from jobqueue_operator.redishub import RedisHub
 from jobqueue_operator.redisops import describe, redact
 from jobqueue_operator.sources import open_source
 from jobqueue_operator.spec import QueueSpec
@@ -865,6 +866,7 @@ async def run_scaler(
     replicas_cache: ReplicaCache | None = None,
     queue: QueueSpec | None = None,
     allow_config: bool = False,
+    hub: RedisHub | None = None,
 ) -> None:
     """Run the autoscaler of JobQueue ``namespace/name`` until ``stopped`` or cancelled.
 
@@ -876,13 +878,16 @@ async def run_scaler(
     ``replicas_cache``: where a watch keeps the Deployments' replica counts (polls read it).
     ``queue``: the pool's queue format (default: ``queue_name`` in our protocol); a foreign
     format is read where that library keeps it (``allow_config``: ``spec.redis.allowConfig``).
+    ``hub``: the shared clients and subscriptions per Redis endpoint (our protocol's queues).
     """
     from kubernetes import client
 
     api = api_client if api_client is not None else client.ApiClient()
     get_config = config if callable(config) else (lambda: config)
     scaler = Scaler(
-        metrics=open_source(redis_url, queue or QueueSpec(), queue_name, allow_config=allow_config),
+        metrics=open_source(
+            redis_url, queue or QueueSpec(), queue_name, allow_config=allow_config, hub=hub
+        ),
         target=KubernetesScaleTarget(
             api,
             namespace,

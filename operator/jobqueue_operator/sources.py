@@ -21,16 +21,30 @@ from jobqueue_operator.ports import (
     QueueSnapshot,
     Wakeup,
 )
+from jobqueue_operator.redishub import RedisHub
 from jobqueue_operator.spec import QueueSpec
+
+#: The options of the autoscalers' clients (shared or not).
+CLIENT_OPTIONS = {
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+    "socket_timeout": REDIS_TIMEOUT,
+    "health_check_interval": PUBSUB_HEALTH_CHECK_INTERVAL,
+}
 
 
 def open_source(
-    url: str, queue: QueueSpec, queue_name: str, *, allow_config: bool = False
+    url: str,
+    queue: QueueSpec,
+    queue_name: str,
+    *,
+    allow_config: bool = False,
+    hub: RedisHub | None = None,
 ) -> MetricsSource:
     """The metrics source of one pool: ``queue_name`` in our protocol, or ``queue``'s keys in
-    another format (``allow_config``: it may turn Redis keyspace notifications on)."""
+    another format (``allow_config``: it may turn Redis keyspace notifications on). ``hub``:
+    our protocol's reads and subscription go through the endpoint's shared connections."""
     if not queue.foreign:
-        return RedisMetricsSource(url, queue_name)
+        return RedisMetricsSource(url, queue_name, hub=hub)
     return ForeignMetricsSource(url, queue.layout(), allow_config=allow_config)
 
 
@@ -38,15 +52,17 @@ class RedisMetricsSource:
     """Reads a queue through the ``jobqueue`` protocol; subscribes to ``queue.keys.events``.
 
     Standalone Redis and Redis Cluster (``redis+cluster://``) both work; on a cluster the
-    subscription listens on the node that owns the queue's hash slot.
+    subscription listens on the node that owns the queue's hash slot. With a ``hub``, the
+    client is the endpoint's shared one and (but on a cluster) so is the subscription.
     """
 
     format = "jobqueue"
     wakeup: Wakeup = "events"  # every enqueue publishes on the queue's events channel
 
-    def __init__(self, url: str, queue_name: str) -> None:
+    def __init__(self, url: str, queue_name: str, *, hub: RedisHub | None = None) -> None:
         self._url = url
         self._queue_name = queue_name
+        self._hub = hub
         self._redis: AnyRedis | None = None
         self._queue: Queue | None = None
         self._pubsub_client: Redis | None = None
@@ -56,11 +72,10 @@ class RedisMetricsSource:
             # Every scheme the workers take (redis://, rediss://, unix://, redis+cluster://,
             # rediss+cluster://); on a cluster the options reach each node's connections,
             # the subscriber's included (see _subscriber).
-            redis = connect_any(
-                self._url,
-                socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
-                socket_timeout=REDIS_TIMEOUT,
-                health_check_interval=PUBSUB_HEALTH_CHECK_INTERVAL,
+            redis = (
+                self._hub.acquire(self._url)
+                if self._hub is not None
+                else connect_any(self._url, **CLIENT_OPTIONS)
             )
             self._redis = redis
             self._queue = Queue(redis, self._queue_name)
@@ -92,6 +107,9 @@ class RedisMetricsSource:
 
     async def watch(self, wake: Callable[[], None]) -> None:
         queue = self._open()
+        if self._hub is not None and not isinstance(queue.redis, RedisCluster):
+            await self._hub.watch(self._url, queue.keys.events, wake)
+            return
         pubsub = (await self._subscriber(queue)).pubsub()
         try:
             await pubsub.subscribe(queue.keys.events)
@@ -113,4 +131,7 @@ class RedisMetricsSource:
         if client is not None:
             await client.aclose()
         if redis is not None:
-            await redis.aclose()
+            if self._hub is not None:
+                await self._hub.release(self._url)
+            else:
+                await redis.aclose()
