@@ -21,7 +21,6 @@ from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webelement import WebElement
 
 from tests.cluster.redis_server import RedisServer
 from tests.integration.worker_support import WorkerProcess, start_worker
@@ -92,14 +91,21 @@ def until(what: str, probe: Callable[[], Any], timeout: float = BROWSER_WAIT) ->
 
 
 def text_of(browser: webdriver.Chrome, css: str) -> str | None:
-    found = browser.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else None
+    """The rendered text of the first match, read in one step (a redraw cannot intervene)."""
+    text: str | None = browser.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null", css
+    )
+    return text
 
 
-def click(browser: webdriver.Chrome, css: str) -> WebElement:
-    element: WebElement = until(css, lambda: browser.find_element(By.CSS_SELECTOR, css))
-    element.click()
-    return element
+def click(browser: webdriver.Chrome, css: str) -> None:
+    """Click the first match, finding it again if a redraw replaced it meanwhile."""
+
+    def clicked() -> bool:
+        browser.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    until(css, clicked)
 
 
 def confirm(browser: webdriver.Chrome) -> None:
@@ -239,7 +245,6 @@ async def test_overview_live_updates_retry_and_cancel(
         "10 dead on the overview", lambda: text_of(browser, f'{card} [data-field="dead"]') == "10"
     )
     assert browser.execute_script("return window.__notReloaded") is True
-    browser.save_screenshot(str(screenshots / "ui-overview.png"))
 
     # A dead job: its error and attempts, then retried after its cause is fixed.
     click(browser, '[data-nav="dlq"]')
@@ -275,6 +280,9 @@ async def test_overview_live_updates_retry_and_cancel(
         return int(next(q for q in queues if q["name"] == queue_name)["in_flight"])
 
     wait_for("the lease released", lambda: in_flight() == 0, 10)
+    click(browser, '[data-nav="overview"]')
+    until("9 dead on the overview", lambda: text_of(browser, f'{card} [data-field="dead"]') == "9")
+    browser.save_screenshot(str(screenshots / "ui-overview.png"))
     assert severe_errors(browser) == []
 
 

@@ -8,7 +8,8 @@ import { drawChart } from "./chart.js";
 const STATES = ["queued", "running", "delayed", "failed", "completed", "cancelled", "dead"];
 const HISTORY_KEY = "jobqueue.history";
 const HOUR_MS = 3600 * 1000;
-const SAMPLE_MS = 5000; // one rate sample per queue every 5 s, kept for an hour
+const MIN_WINDOW_MS = 60 * 1000;
+const SAMPLE_MS = 2000; // at most one rate sample per queue every 2 s, kept for an hour
 const POLL_MS = 5000; // the overview's refresh (its rates), and every view's while /events is down
 const SLOW_POLL_EVERY = 3; // other views: every 3rd tick, since a job starting to run is no event
 const EVENT_THROTTLE_MS = 300;
@@ -107,7 +108,7 @@ function recordSamples(queues) {
   for (const q of queues) {
     const samples = (history[q.name] ||= []);
     const last = samples[samples.length - 1];
-    if (last && now - last.t < SAMPLE_MS / 2) continue;
+    if (last && now - last.t < SAMPLE_MS) continue;
     samples.push({
       t: now,
       enqueued: q.rates?.enqueued_per_s ?? 0,
@@ -134,6 +135,11 @@ function queueCard(q, workers) {
   const mine = workers.filter((w) => w.queue === q.name);
   const busy = mine.filter((w) => w.busy).length;
   const ready = q.ready || {};
+  // The charts span the history this tab has seen: at least a minute, at most the hour.
+  const samples = history[q.name] || [];
+  const seen = samples.length ? Date.now() - samples[0].t : 0;
+  const windowMs = Math.min(HOUR_MS, Math.max(MIN_WINDOW_MS, seen));
+  const span = windowMs >= HOUR_MS ? "hour" : `${Math.round(windowMs / 60000)} min`;
   const throughput = h("canvas", { class: "chart", "data-chart": "throughput" });
   const failures = h("canvas", { class: "chart", "data-chart": "failures" });
   const card = h(
@@ -162,8 +168,8 @@ function queueCard(q, workers) {
     h(
       "div",
       { class: "charts" },
-      h("figure", {}, throughput, h("figcaption", {}, "Throughput, last hour")),
-      h("figure", {}, failures, h("figcaption", {}, "Failures, last hour")),
+      h("figure", {}, throughput, h("figcaption", {}, `Throughput, last ${span}`)),
+      h("figure", {}, failures, h("figcaption", {}, `Failures, last ${span}`)),
     ),
     h(
       "p",
@@ -173,10 +179,9 @@ function queueCard(q, workers) {
       ),
     ),
   );
-  const samples = history[q.name] || [];
   requestAnimationFrame(() => {
-    drawChart(throughput, samples, ["enqueued", "completed"], { windowMs: HOUR_MS });
-    drawChart(failures, samples, ["failed"], { windowMs: HOUR_MS });
+    drawChart(throughput, samples, ["enqueued", "completed"], { windowMs });
+    drawChart(failures, samples, ["failed"], { windowMs });
   });
   return card;
 }
@@ -520,6 +525,7 @@ function init() {
     tick += 1;
     if ($("login").open) return;
     if (route().name === "overview" || !live || tick % SLOW_POLL_EVERY === 0) refresh();
+    if (route().name !== "overview") api.queues().then(recordSamples, () => {}); // the charts
   }, POLL_MS);
   startEvents();
   refresh();
