@@ -108,14 +108,17 @@ async def test_idempotency_key_and_payload_from_a_file(api: ApiProcess, tmp_path
     assert json.loads(ok(api, "--json", "get", first))["payload"] == {"n": 1}
 
 
-async def test_dead_letters_listed_retried_removed_and_purged(
+async def test_dead_letters_workers_and_a_running_job_cancelled(
     api: ApiProcess,
     redis_url: str,
     queue_name: str,
     tmp_path: Path,
     workers: list[WorkerProcess],
 ) -> None:
-    await start_worker(workers, redis_url, queue_name, tmp_path)
+    """One worker for both (a worker start is the slow part): the DLQ commands, then
+    `workers`, `ls --state running` and the cancel of a running job."""
+    worker = await start_worker(workers, redis_url, queue_name, tmp_path)
+    slow = ok(api, "enqueue", "slow", '{"seconds": 60, "steps": 60}').strip()
     ids = [ok(api, "enqueue", "fail", "--max-retries", "0").strip() for _ in range(3)]
     wait_for("3 dead jobs", lambda: all(status_of(api, i) == "dead" for i in ids), 20)
 
@@ -143,26 +146,13 @@ async def test_dead_letters_listed_retried_removed_and_purged(
     assert both.exit_code == 2 and "JOB_ID or --all" in both.output
     assert ok(api, "dlq", "retry", "--all").strip() == "retried 0"
 
-
-async def test_workers_and_a_running_job_cancelled(
-    api: ApiProcess,
-    redis_url: str,
-    queue_name: str,
-    tmp_path: Path,
-    workers: list[WorkerProcess],
-) -> None:
-    worker = await start_worker(workers, redis_url, queue_name, tmp_path)
-    job_id = ok(api, "enqueue", "slow", '{"seconds": 60, "steps": 60}').strip()
-    wait_for("the slow job running", lambda: status_of(api, job_id) == "processing", 20)
-
+    wait_for("the slow job running", lambda: status_of(api, slow) == "processing", 20)
     rows = ok(api, "workers").splitlines()
     assert rows[0].split() == ["ID", "QUEUE", "POOL", "BUSY", "IN-FLIGHT", "LAST-SEEN"]
     assert any(line.startswith(worker.name) for line in rows[1:]), rows
-    running = ok(api, "ls", "--state", "running")
-    assert job_id in running
-
-    ok(api, "cancel", job_id)
-    wait_for("the running job cancelled", lambda: status_of(api, job_id) == "cancelled", 20)
+    assert slow in ok(api, "ls", "--state", "running")
+    assert ok(api, "cancel", slow).strip() == f"{slow} cancelled"
+    assert status_of(api, slow) == "cancelled"
 
 
 async def test_stats_watch_refreshes_count_times(api: ApiProcess, queue_name: str) -> None:
