@@ -26,6 +26,7 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "kubeconform": ("kubeconform",),
     "coredns": ("coredns",),
     "kube-router": ("kube-router",),
+    "promtool": ("promtool",),
 }
 #: What the control plane needs (the rest is built by `make binaries` for other helpers).
 CONTROL_PLANE_COMPONENTS = ("k8s", "etcd")
@@ -69,6 +70,16 @@ def _label(component: str) -> str:
         key = hashlib.sha256(VERSIONS["COREDNS_PLUGINS"].encode()).hexdigest()[:8]
         return f"{version_of(component)}-{key}"
     return version_of(component)
+
+
+def prometheus_operator_crds() -> list[Path]:
+    """prometheus-operator's CRDs that build.sh's promtool component keeps beside promtool
+    (ServiceMonitor, PodMonitor, PrometheusRule), for kubeconform; missing is an error."""
+    where = component_dir("promtool") / f"crds-{VERSIONS['PROMETHEUS_OPERATOR_VERSION']}"
+    files = sorted(where.glob("*.yaml"))
+    if not files:
+        raise MissingBinaryError(f"not fetched: {where}. Run `bash {BUILD_SCRIPT} promtool`.")
+    return files
 
 
 def component_dir(component: str) -> Path:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build the upstream Kubernetes, etcd, helm and kubeconform binaries (and CoreDNS,
-# kube-router, KEDA) from the Go module proxy, once, into a cache keyed by version.
+# kube-router, KEDA, promtool) from the Go module proxy, once, into a cache keyed by version.
 # Prints progress.
 #
-#   tests/cluster/build.sh k8s|etcd|helm|kubeconform|coredns|kube-router|keda|all ...
+#   tests/cluster/build.sh k8s|etcd|helm|kubeconform|coredns|kube-router|keda|promtool|all ...
 #
 # Versions are pinned in versions.env (an exported K8S_VERSION etc. overrides).
 # Binaries land in $JQ_CACHE/bin/<component>-<version>/ (default
@@ -122,9 +122,9 @@ GOMOD
   log "k8s $K8S_VERSION: ${todo[*]} built in $((SECONDS - t0)) s"
 }
 
-# build_simple NAME VERSION MODULE PACKAGE [LDFLAGS]
+# build_simple NAME VERSION MODULE PACKAGE [LDFLAGS] [TAGS]
 build_simple() {
-  local name=$1 version=$2 module=$3 pkg=$4 ld="${5:-}"
+  local name=$1 version=$2 module=$3 pkg=$4 ld="${5:-}" tags="${6:-}"
   local out="$CACHE/bin/$name-$version"
   if [[ -x "$out/$name" ]]; then log "$name $version cached in $out"; return; fi
   check_go
@@ -142,7 +142,8 @@ build_simple() {
   fi
   log "$name $version: go build $pkg"
   local t0=$SECONDS
-  heartbeat "$name $version" go build -trimpath -ldflags "-s -w $ld" -o "$out/$name.tmp" "$pkg"
+  heartbeat "$name $version" go build -trimpath -tags "$tags" -ldflags "-s -w $ld" \
+    -o "$out/$name.tmp" "$pkg"
   mv "$out/$name.tmp" "$out/$name"
   log "$name $version: built in $((SECONDS - t0)) s"
 }
@@ -155,6 +156,30 @@ build_helm() {
 build_kubeconform() {
   build_simple kubeconform "$KUBECONFORM_VERSION" github.com/yannh/kubeconform \
     github.com/yannh/kubeconform/cmd/kubeconform
+}
+# The checkers of the chart's monitoring objects (tests/unit/test_chart_monitoring.py):
+# promtool, for `promtool check rules` / `test rules` on the PrometheusRule (its module needs
+# Go >= 1.25.8; the tag remove_all_sd leaves out the cloud service discoveries, most of its
+# build, which the rule commands never use), and beside it prometheus-operator's CRDs of the
+# kinds the chart renders (ServiceMonitor, PodMonitor, PrometheusRule), from that module's
+# example/ directory, so kubeconform can check them (tests/integration/test_chart_render.py).
+build_promtool() {
+  build_simple promtool "$PROMTOOL_VERSION" github.com/prometheus/prometheus \
+    github.com/prometheus/prometheus/cmd/promtool \
+    "-X github.com/prometheus/common/version.Version=$PROMTOOL_VERSION" remove_all_sd
+  local out="$CACHE/bin/promtool-$PROMTOOL_VERSION/crds-$PROMETHEUS_OPERATOR_VERSION"
+  if [[ -d "$out" ]]; then log "prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs cached in $out"; return; fi
+  check_go
+  local mod="github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" src
+  log "prometheus-operator $PROMETHEUS_OPERATOR_VERSION: fetching its CRDs"
+  src="$(cd "$CACHE" && GOFLAGS= go mod download -json "$mod" | awk -F'"' '$2 == "Dir" {print $4}')"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  local kind
+  for kind in servicemonitors podmonitors prometheusrules; do
+    cp "$src/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$out.tmp/"
+  done
+  chmod -R u+w "$out.tmp"
+  mv "$out.tmp" "$out"
 }
 # CoreDNS with only the plugins of COREDNS_PLUGINS, the way its README documents for a build
 # from external source: a main that imports those plugins and sets dnsserver.Directives (in
@@ -260,8 +285,9 @@ build() {
     coredns) (build_coredns) ;;
     kube-router) (build_kube_router) ;;
     keda) (build_keda) ;;
+    promtool) (build_promtool) ;;
     all) build k8s; build etcd; build helm; build kubeconform ;;
-    *) echo "usage: $0 k8s|etcd|helm|kubeconform|coredns|kube-router|keda|all ..." >&2; exit 2 ;;
+    *) echo "usage: $0 k8s|etcd|helm|kubeconform|coredns|kube-router|keda|promtool|all ..." >&2; exit 2 ;;
   esac
 }
 

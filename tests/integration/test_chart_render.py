@@ -42,6 +42,14 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "serviceAccount": {"create": False, "name": "existing"},
         "metrics": {"enabled": False},
     },
+    "monitoring": {
+        "metrics": {"serviceMonitor": {"enabled": True}},
+        "monitoring": {
+            "podMonitor": {"enabled": True},
+            "prometheusRule": {"enabled": True},
+            "grafanaDashboard": {"enabled": True},
+        },
+    },
 }
 
 #: What the operator may do in a namespace it serves: (group, resource) -> verbs. Derived from
@@ -145,9 +153,18 @@ def tools() -> None:
 
 @pytest.fixture(scope="module")
 def schema_dir(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """kubeconform schemas of this cluster's kinds (its /openapi/v2) and of the JobQueue CRD."""
-    out = kubeschemas.from_cluster(kube, tmp_path_factory.mktemp("schemas"), [CRD_FILE])
-    for name in ("deployment-apps-v1.json", "clusterrole-rbac-v1.json", "service-v1.json"):
+    """kubeconform schemas of this cluster's kinds (its /openapi/v2), of the JobQueue CRD and of
+    prometheus-operator's CRDs (the chart's ServiceMonitor, PodMonitor and PrometheusRule)."""
+    crds = [CRD_FILE, *binaries.prometheus_operator_crds()]
+    out = kubeschemas.from_cluster(kube, tmp_path_factory.mktemp("schemas"), crds)
+    for name in (
+        "deployment-apps-v1.json",
+        "clusterrole-rbac-v1.json",
+        "service-v1.json",
+        "servicemonitor-monitoring-v1.json",
+        "podmonitor-monitoring-v1.json",
+        "prometheusrule-monitoring-v1.json",
+    ):
         assert (out / name).is_file(), f"{name} not generated"
     return out
 
