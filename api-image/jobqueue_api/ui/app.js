@@ -520,6 +520,8 @@ function init() {
   $("logout").addEventListener("click", logout);
   $("logout").hidden = !token.get();
   window.addEventListener("hashchange", refresh);
+  // Leaving the page ends the /events stream now, so the API never waits on it when it stops.
+  window.addEventListener("pagehide", () => events && events.abort());
   let tick = 0;
   setInterval(() => {
     tick += 1;
