@@ -15,6 +15,7 @@ from prometheus_client import (
 )
 
 from jobqueue import QueueStats
+from jobqueue.models import PRIORITIES
 from jobqueue_api import constants as c
 
 P = c.METRIC_PREFIX
@@ -58,6 +59,13 @@ class Metrics:
             ["queue", "state"],
             registry=self.registry,
         )
+        self.ready_by_priority = Gauge(
+            f"{P}_queue_ready_by_priority",
+            "Jobs in each queue's ready lists by priority (due delayed jobs not promoted yet "
+            "count in queue_depth's ready only), read at scrape time (one replica).",
+            ["queue", "priority"],
+            registry=self.registry,
+        )
         self.oldest_ready_age = Gauge(
             f"{P}_queue_oldest_ready_age_seconds",
             "Age of each queue's oldest waiting job, read at scrape time (one replica).",
@@ -88,6 +96,7 @@ class Metrics:
         """Refresh the queue gauges, one set per queue; None means Redis could not be read,
         an empty sequence that another replica exports them (see exporter.py)."""
         self.depth.clear()
+        self.ready_by_priority.clear()
         self.oldest_ready_age.clear()
         if stats is None:
             self.redis_up.set(0)
@@ -101,6 +110,8 @@ class Metrics:
             self.depth.labels(name, "delayed").set(s.delayed)
             self.depth.labels(name, "dead").set(s.dead)
             self.oldest_ready_age.labels(name).set(s.oldest_ready_age)
+            for priority, count in zip(PRIORITIES, s.ready_by_priority, strict=True):
+                self.ready_by_priority.labels(name, priority.value).set(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

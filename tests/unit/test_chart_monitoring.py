@@ -313,6 +313,7 @@ def test_dashboard_covers_what_issue_22_asks_for() -> None:
     used = set().union(*map(metric_names, dashboard_queries(dashboard())))
     for metric in (
         "jobqueue_api_queue_depth",  # depth by state, DLQ size
+        "jobqueue_api_queue_ready_by_priority",
         "jobqueue_api_queue_oldest_ready_age_seconds",
         "jobqueue_worker_jobs_processed_total",  # throughput, failure rate
         "jobqueue_worker_job_duration_seconds_bucket",
