@@ -26,7 +26,7 @@ API_SUFFIX = "-api"  # the operator names the API Service <jobqueue>-api
 DEFAULT_API_PORT = 80
 FORWARD_TIMEOUT = 30.0  # seconds for kubectl to report its local port
 KUBECTL_TIMEOUT = 30.0
-_FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
+FORWARDING_LINE = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
 
 
 class KubeError(Exception):
@@ -135,7 +135,7 @@ def _local_port(proc: subprocess.Popen[str]) -> int | None:
 
     def read_stdout() -> None:
         for line in proc.stdout or ():
-            if not found and (m := _FORWARDING.search(line)):
+            if not found and (m := FORWARDING_LINE.search(line)):
                 found.append(int(m.group(1)))
                 ready.set()
         ready.set()  # EOF: kubectl exited
