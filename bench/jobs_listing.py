@@ -30,7 +30,7 @@ import httpx
 from jobqueue_api.cursors import Cursor
 
 import jobqueue
-from bench.common import Child, private_redis
+from bench.common import Child, private_redis, wait_until
 from bench.constants import REPO_DIR
 from jobqueue import JobSpec, Queue
 from jobqueue.browse import ListState
@@ -121,17 +121,15 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, Any] = {"jobs": n, "limit": LIMIT}
         with Child("api", [sys.executable, "-m", "jobqueue_api"], env=env, log_dir=work) as api:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
+
+            def healthy() -> bool:
                 api.check()
                 try:
-                    if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                        break
+                    return httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
                 except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the API did not start:\n{api.tail()}")
-                time.sleep(0.1)
+                    return False
+
+            wait_until(healthy, 30, interval=0.1, what="the API to start")
             q = ListState.QUEUED
             places: dict[str, dict[str, Any]] = {
                 "queued, small queue (1,000), first pages": {"queue": SMALL},

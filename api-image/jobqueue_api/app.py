@@ -42,6 +42,10 @@ Seed-compatible endpoints (`POST /enqueue`, `POST /tasks`, `GET /tasks/{id}`, `G
 sit beside the typed job API. Errors: 422 names the field at fault, 413 a body over the size
 limit, 415 a body that is not JSON, 401 a missing or wrong bearer token (when `API_TOKEN` is
 set), 503 with `Retry-After` when the queue is over its backpressure limit or Redis is down.
+
+Every route covers every queue of the JobQueue: the default one and each worker pool's. Job
+state changes stream as server-sent events from `GET /events` (`text/event-stream`, bearer
+token as everywhere; not listed below, being an endless stream): see the API README.
 """
 
 

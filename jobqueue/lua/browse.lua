@@ -56,27 +56,31 @@ local function type_matches(spec)
   return string.sub(spec, e + 1, e + #want_type + 1) == want_type .. ','
 end
 
--- Examine ids[from..to] in order; add the accepted ones to `found` until `limit` is reached.
--- Returns the index of the last id examined.
+-- Examine ids[from..to] in order, in slices no larger than the page still needs (at least
+-- 32, so a rare match is looked for in reasonable steps); add the accepted ones to `found`
+-- until `limit` is reached or the budget is spent. Returns the index of the last id examined.
 local function examine(ids, from, to)
-  if to - from + 1 > budget - examined then to = from + budget - examined - 1 end
-  if to < from then return from - 1 end
-  local slice = {}
-  for i = from, to do slice[#slice + 1] = ids[i] end
-  local statuses, specs
-  if status_test then statuses = redis.call('HMGET', k_job_status, unpack(slice)) end
-  if want_type ~= '' then specs = redis.call('HMGET', k_job_spec, unpack(slice)) end
-  for j = 1, #slice do
-    examined = examined + 1
-    local ok = true
-    if statuses and not status_test(statuses[j] or false) then ok = false end
-    if ok and specs and not type_matches(specs[j]) then ok = false end
-    if ok then
-      found[#found + 1] = slice[j]
-      if #found >= limit then return from + j - 1 end
+  local last = from - 1
+  while last < to and #found < limit and examined < budget do
+    local n = math.min(to - last, budget - examined, math.max(limit - #found, 32))
+    local slice = {}
+    for i = last + 1, last + n do slice[#slice + 1] = ids[i] end
+    local statuses, specs
+    if status_test then statuses = redis.call('HMGET', k_job_status, unpack(slice)) end
+    if want_type ~= '' then specs = redis.call('HMGET', k_job_spec, unpack(slice)) end
+    for j = 1, n do
+      examined = examined + 1
+      last = last + 1
+      local ok = true
+      if statuses and not status_test(statuses[j] or false) then ok = false end
+      if ok and specs and not type_matches(specs[j]) then ok = false end
+      if ok then
+        found[#found + 1] = slice[j]
+        if #found >= limit then return last end
+      end
     end
   end
-  return to
+  return last
 end
 
 local function full()
@@ -126,6 +130,8 @@ local function zseek(key, rev, score, member)
 end
 
 local function walk_zset(key, rev)
+  -- a member of the expiry set is a whole acknowledged batch (up to 1000 ids): fetch few
+  local chunk_size = (key == k_expiry) and 4 or CHUNK
   local pos, cur_score, cur_first, cur_off = 0, nil, nil, 0
   if cursor ~= '' then
     local s, f, o = string.match(cursor, '^([%d.]+)|(%S-)|(%d+)$')
@@ -134,7 +140,7 @@ local function walk_zset(key, rev)
   end
   local range = rev and 'ZREVRANGE' or 'ZRANGE'
   while true do
-    local chunk = redis.call(range, key, pos, pos + CHUNK - 1, 'WITHSCORES')
+    local chunk = redis.call(range, key, pos, pos + chunk_size - 1, 'WITHSCORES')
     if #chunk == 0 then return '' end
     for i = 1, #chunk, 2 do
       local member, score = chunk[i], chunk[i + 1]

@@ -109,7 +109,7 @@ async def test_bad_listing_input_is_4xx_with_the_reason(pools: Pools) -> None:
     r = await api.get("/jobs", params={"type": " leading space"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "type"]
     r = await api.get("/jobs", params={"queue": "nope"})
-    assert r.status_code == 400 and "unknown queue 'nope'" in r.json()["detail"]
+    assert r.status_code == 404 and "no queue 'nope'" in r.json()["detail"]
     for cursor in ("%%%", "bm90IGpzb24", "e30"):
         r = await api.get("/jobs", params={"cursor": cursor})
         assert r.status_code == 400 and "cursor" in r.json()["detail"], cursor
@@ -227,7 +227,7 @@ async def test_dlq_retry_all_and_purge_cover_every_queue(pools: Pools) -> None:
         for c in await q.claim("w", 5):
             assert await q.fail(c.id, c.token, "x") is FailOutcome.DEAD
     assert (await pools.api.delete("/dlq")).json() == {"purged": 3}
-    assert (await pools.api.delete("/dlq", params={"queue": "nope"})).status_code == 400
+    assert (await pools.api.delete("/dlq", params={"queue": "nope"})).status_code == 404
 
 
 async def test_backpressure_counts_the_queue_a_job_goes_to(redis_url: str, queue_name: str) -> None:

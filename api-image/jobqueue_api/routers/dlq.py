@@ -23,7 +23,7 @@ from jobqueue_api.routing import RoutedQueues
 
 router = APIRouter(tags=["dead-letter queue"], responses=UNAVAILABLE)
 
-_BAD_QUEUE: OpenAPIResponses = {400: error_doc("A queue this API does not serve.")}
+_BAD_QUEUE: OpenAPIResponses = {404: error_doc("A queue this API does not serve.")}
 
 
 def _targets(queues: RoutedQueues, queue: str | None) -> tuple[Queue, ...]:
@@ -32,7 +32,7 @@ def _targets(queues: RoutedQueues, queue: str | None) -> tuple[Queue, ...]:
     found = queues.find(queue)
     if found is None:
         served = ", ".join(q.name for q in queues.all)
-        raise HTTPException(400, f"unknown queue {queue!r}; this API serves: {served}")
+        raise HTTPException(404, f"no queue {queue!r} here; this API serves: {served}")
     return (found,)
 
 

@@ -122,9 +122,10 @@ async def _cancel(queues: RoutedQueues, job_id: str, *, running: bool) -> JobPub
 
 _LIST_ERRORS: OpenAPIResponses = {
     400: error_doc(
-        "A cursor this API did not return, or for another state, or a queue it "
-        "does not serve; nothing was read."
+        "A cursor this API did not return, or one of another state or of a queue not "
+        "listed; nothing was read."
     ),
+    404: error_doc("A queue this API does not serve."),
 }
 
 
@@ -161,7 +162,7 @@ async def list_jobs(
         found = queues.find(queue)
         if found is None:
             served = ", ".join(q.name for q in queues.all)
-            raise HTTPException(400, f"unknown queue {queue!r}; this API serves: {served}")
+            raise HTTPException(404, f"no queue {queue!r} here; this API serves: {served}")
         targets = [found]
     start, position = 0, ""
     if cursor is not None:
