@@ -303,9 +303,10 @@ class Queue:
         if type(spec) is not JobSpec or spec.idempotency_key is not None:
             return (await self.enqueue_many((spec,)))[0]
         try:
+            # sent without its '[': the script prepends '[created_ms,' (see enqueue_one.lua)
             blob = codec.dumps(
                 [PRIORITY_INDEX[spec.priority], spec.max_retries, spec.type, spec.payload]
-            )
+            )[1:]
         except ValueError as exc:
             raise ValueError(f"payload of job type {spec.type!r}: {exc}") from None
         job_id = spec.job_id or uuid.uuid4().hex
@@ -354,10 +355,10 @@ class Queue:
             if not isinstance(spec, JobSpec):
                 raise TypeError(f"enqueue takes JobSpec objects, not {type(spec).__name__}")
             try:
-                blobs.append(
+                blobs.append(  # without its '[' (see enqueue.lua)
                     dumps(
                         [PRIORITY_INDEX[spec.priority], spec.max_retries, spec.type, spec.payload]
-                    )
+                    )[1:]
                 )
             except ValueError as exc:
                 raise ValueError(f"payload of job type {spec.type!r}: {exc}") from None
@@ -445,12 +446,13 @@ class Queue:
         if not reply:
             return []
         prios = PRIORITIES
-        return [
-            Claimed(jid, token, type_, payload, attempt, max_retries, prios[pri])
-            for jid, token, attempt, _created, pri, max_retries, type_, payload in codec.loads(
-                reply
-            )
-        ]
+        loads = codec.loads
+        claimed: list[Claimed] = []
+        # reply: [[id, token, attempt]...] as JSON, then each job's stored spec
+        for (jid, token, attempt), spec in zip(loads(reply[0]), reply[1:], strict=True):
+            _created, pri, max_retries, type_, payload = loads(spec)
+            claimed.append(Claimed(jid, token, type_, payload, attempt, max_retries, prios[pri]))
+        return claimed
 
     async def renew(self, leases: Sequence[tuple[str, int]]) -> list[bool]:
         """Extend leases by ``lease_seconds`` from now; False where the lease was lost."""

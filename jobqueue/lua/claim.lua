@@ -10,8 +10,10 @@
 -- A leased job has no status field (processing = in the lease set). Publishes nothing on
 -- success (a claim leaves the depth ready + in flight unchanged); recovery publishes
 -- `lease_expired`.
--- Returns '' when nothing was claimed, else one JSON array with one entry per job:
--- [id, token, attempt, created_ms, priority, max_retries, type, payload]
+-- Returns '' when nothing was claimed, else {meta, spec...}: meta is one JSON array with one
+-- [id, token, attempt] per job, followed by each job's stored spec, unchanged, in the same
+-- order. (The specs are not cut or joined in Lua: every Lua string costs Redis a hash of all
+-- its bytes, which made a claim of 100 KB payloads cost several times the payload bytes.)
 local count = tonumber(ARGV[1])
 local lease_ms = tonumber(ARGV[2])
 local worker = ARGV[3]
@@ -93,7 +95,7 @@ local specs = redis.call('HMGET', k_job_spec, unpack(ids))
 local runs = redis.call('HMGET', k_job_run, unpack(ids))
 local deadline = now + lease_ms
 local tail = '|' .. now .. '|' .. worker
-local parts, run, lease = {}, {}, {}
+local meta, out, run, lease = {}, {''}, {}, {}
 local j, o = 0, 0
 for i = 1, #ids do
   local id = ids[i]
@@ -106,10 +108,12 @@ for i = 1, #ids do
     run[j - 1] = id; run[j] = t .. '|' .. a .. tail
     lease[j - 1] = deadline; lease[j] = id
     o = o + 1
-    parts[o] = '["' .. id .. '",' .. t .. ',' .. a .. ',' .. string.sub(spec, 2)
+    meta[o] = '["' .. id .. '",' .. t .. ',' .. a .. ']'
+    out[o + 1] = spec
   end
 end
 if j == 0 then return '' end
 bulk('HSET', k_job_run, run)
 bulk('ZADD', k_lease, lease)
-return '[' .. table.concat(parts, ',') .. ']'
+out[1] = '[' .. table.concat(meta, ',') .. ']'
+return out

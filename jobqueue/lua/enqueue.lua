@@ -4,7 +4,8 @@
 --! KEYS: @columns
 -- ARGV: idem_ttl_ms, maintenance_limit, ids (space-separated), delays_ms (space-separated,
 --       '' = all 0), number of idempotency keys K, K pairs (job index, key), then one spec
---       JSON [priority,max_retries,type,payload] per job.
+--       JSON [priority,max_retries,type,payload] per job without its '[' (the stored record is
+--       '[' created_ms ',' spec: every Lua string of a payload costs Redis a hash of it).
 -- Returns {flags, existing ids...}: flags has '1' (created) or '0' (not created) per job;
 -- for each '0', in order, the id of the job that already existed.
 local idem_ttl = tonumber(ARGV[1])
@@ -57,7 +58,7 @@ for i = 1, n do
   end
   if not hit and (existing[i] or seen[id]) then hit = id end
   local s = ARGV[S + i]
-  if not hit and n == 1 and redis.call('HSETNX', k_job_spec, id, prefix .. string.sub(s, 2)) == 0 then
+  if not hit and n == 1 and redis.call('HSETNX', k_job_spec, id, prefix .. s) == 0 then
     hit = id
   end
   if hit then
@@ -78,7 +79,7 @@ for i = 1, n do
     end
     if n > 1 then
       spec[#spec + 1] = id
-      spec[#spec + 1] = prefix .. string.sub(s, 2)
+      spec[#spec + 1] = prefix .. s
     end
     if d > 0 then
       delayed[#delayed + 1] = now + d
@@ -86,7 +87,7 @@ for i = 1, n do
       run_at[#run_at + 1] = id
       run_at[#run_at + 1] = now + d
     else
-      local list = ready[string.byte(s, 2) - 47]  -- '0'..'2' -> 1..3
+      local list = ready[string.byte(s, 1) - 47]  -- '0'..'2' -> 1..3
       list[#list + 1] = id
     end
   end
