@@ -283,6 +283,40 @@ async def test_overview_live_updates_retry_and_cancel(
     click(browser, '[data-nav="overview"]')
     until("9 dead on the overview", lambda: text_of(browser, f'{card} [data-field="dead"]') == "9")
     browser.save_screenshot(str(screenshots / "ui-overview.png"))
+
+    # The dead-letter list: pages, a filter, delete one, retry all, purge.
+    def listed() -> list[str]:
+        rows = browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")
+        return [r.get_attribute("data-job-id") or "" for r in rows]
+
+    browser.get(f"{api.url}/ui/#/jobs?state=dead&limit=5")
+    first = until("a first page of 5", lambda: (ids := listed()) and len(ids) == 5 and ids)
+    click(browser, "#next-page")
+    second = until("a second page of 4", lambda: (ids := listed()) and len(ids) == 4 and ids)
+    assert set(first) | set(second) == set(dead_ids[1:])
+    click(browser, "#prev-page")
+    until("the first page again", lambda: listed() == first)
+    browser.find_element(By.CSS_SELECTOR, "#filters input[name=type]").send_keys("email")
+    click(browser, "#filters button[type=submit]")
+    until("no dead email job", lambda: text_of(browser, "#no-jobs") == "No dead jobs.")
+
+    gone = dead_ids[1]
+    browser.get(f"{api.url}/ui/#/job/{gone}")
+    click(browser, "#delete-job")
+    confirm(browser)
+    until("the job deleted", lambda: http.get(f"/jobs/{gone}").status_code == 404)
+    until("back on the dead list", lambda: gone not in listed() and len(listed()) == 8)
+    click(browser, "#retry-all")
+    confirm(browser)
+    until("retried 8", lambda: text_of(browser, "#toast") == "retried 8")
+    until("the dead list empty", lambda: text_of(browser, "#no-jobs") == "No dead jobs.")
+    again = [{"type": "fail", "max_retries": 0}] * 2
+    http.post("/jobs:batch", json={"jobs": again})
+    until("2 dead again", lambda: len(listed()) == 2)
+    click(browser, "#purge")
+    confirm(browser)
+    until("purged 2", lambda: text_of(browser, "#toast") == "purged 2")
+    assert http.get("/dlq").json()["total"] == 0
     assert severe_errors(browser) == []
 
 

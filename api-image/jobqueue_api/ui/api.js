@@ -38,7 +38,8 @@ function detailOf(body) {
 const base = new URL("..", document.baseURI);
 
 export async function request(method, path, { params, body } = {}) {
-  const url = new URL(path.replace(/^\//, ""), base);
+  // "./" first: a path such as "dlq:retry-all" would otherwise read as a URL scheme.
+  const url = new URL(`./${path.replace(/^\//, "")}`, base);
   for (const [k, v] of Object.entries(params || {})) {
     if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
   }
