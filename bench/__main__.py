@@ -28,6 +28,7 @@ log = logging.getLogger("bench")
 MODULES = {
     "worker": "bench.worker",
     "enqueue": "bench.enqueue",
+    "payload": "bench.payload",
     "growth": "bench.growth",
     "operator": "bench.operator_scale",
     "autoscale": "bench.autoscale",

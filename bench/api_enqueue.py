@@ -119,7 +119,7 @@ def run_scenario(
         "QUEUE_NAME": QUEUE,
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        "LOG_LEVEL": "WARNING",
+        # the API's own defaults otherwise: LOG_LEVEL INFO, access log off (as the chart ships)
         "COALESCE_ENQUEUES": "true" if scenario.coalesce else "false",
         # This checkout's code, whichever tree the venv's editable install points at.
         "PYTHONPATH": os.pathsep.join([str(REPO_DIR / "api-image"), str(REPO_DIR)]),

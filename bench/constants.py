@@ -14,7 +14,7 @@ RESULTS_JSON: Final = BENCH_DIR / "results.json"
 RESULTS_MD: Final = BENCH_DIR / "RESULTS.md"
 
 # Which benchmarks exist, in the order a full run takes them.
-ALL_BENCHMARKS: Final = ("worker", "enqueue", "growth", "operator", "autoscale")
+ALL_BENCHMARKS: Final = ("worker", "enqueue", "payload", "growth", "operator", "autoscale")
 
 # Worker throughput.
 WORKER_TIMEOUT_S: Final = 600.0  # a run that has not drained by then is reported as a failure
@@ -53,6 +53,11 @@ PRODUCER_EXPECTED_JOBS_S: Final[dict[str, float]] = {
 CEILING_CLIENTS: Final = 50
 CEILING_REQUESTS_QUICK: Final = 200_000
 CEILING_REQUESTS_FULL: Final = 1_000_000
+
+# Payload sizes, every system (GROWTH_PAYLOAD_SIZES): jobs per run, interleaved rounds.
+PAYLOAD_JOBS_QUICK: Final = 400
+PAYLOAD_JOBS_FULL: Final = 2_000
+PAYLOAD_ROUNDS: Final = 3
 
 # Growth.
 GROWTH_PAYLOAD_SIZES: Final = (100, 10_000, 100_000)
@@ -93,6 +98,7 @@ TARGET_RATIO_PEER_DEFAULTS: Final = 5.0  # ours INCR at defaults / best peer at 
 TARGET_RATIO_PEER_BEST: Final = 3.0  # ours INCR at defaults / best peer at its best
 TARGET_PRODUCER_RATIO_DRAMATIQ: Final = 2.0  # Queue.enqueue / Dramatiq send, one call per job
 TARGET_API_SINGLE_RPS: Final = 5_000
+TARGET_PAYLOAD_REDIS_CPU_RATIO: Final = 2.0  # ours / best peer, Redis CPU per 100 KB job
 TARGET_API_BATCH_JOBS_S: Final = 50_000
 TARGET_SCALE_0_1_S: Final = 0.3  # event-driven: our protocol, or keyspace notifications
 TARGET_SCALE_0_1_POLLED_S: Final = 1.5  # a foreign format polled every 1 s

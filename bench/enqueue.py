@@ -35,13 +35,14 @@ from bench.constants import (
 log = logging.getLogger(__name__)
 
 
-async def _ours_producer(url: str, n: int, batch: int) -> float:
+async def ours_producer(url: str, n: int, batch: int, payload: str = "") -> float:
+    """Seconds for n jobs with `Queue.enqueue` (batch 1) or `enqueue_many` by `batch`."""
     from jobqueue import JobSpec, Queue, connect
 
     client = connect(url)
     try:
         q = Queue(client, drive.QUEUE)
-        spec = JobSpec(type="incr", payload="")
+        spec = JobSpec(type="incr", payload=payload)
         t0 = time.perf_counter()
         if batch == 1:
             for _ in range(n):
@@ -70,13 +71,13 @@ def producers(ctx: Ctx) -> list[dict[str, Any]]:
                 "jobqueue",
                 "Queue.enqueue, one per call",
                 size("jobqueue"),
-                lambda n: asyncio.run(_ours_producer(server.url, n, 1)),
+                lambda n: asyncio.run(ours_producer(server.url, n, 1)),
             ),
             (
                 "jobqueue",
                 f"Queue.enqueue_many, {BATCH_SIZE} per call",
                 size("jobqueue_batch"),
-                lambda n: asyncio.run(_ours_producer(server.url, n, BATCH_SIZE)),
+                lambda n: asyncio.run(ours_producer(server.url, n, BATCH_SIZE)),
             ),
         ]
         calls = {

@@ -15,6 +15,7 @@ from bench.constants import (
     TARGET_API_SINGLE_RPS,
     TARGET_OPERATOR_READY_S,
     TARGET_OPERATOR_RSS_MIB,
+    TARGET_PAYLOAD_REDIS_CPU_RATIO,
     TARGET_PRODUCER_RATIO_DRAMATIQ,
     TARGET_RATIO_PEER_BEST,
     TARGET_RATIO_PEER_DEFAULTS,
@@ -254,7 +255,8 @@ def _enqueue(sec: dict[str, Any] | None) -> list[str]:
         dur = next((r.get("duration_s") for r in api if "duration_s" in r), "?")
         conns = next((r.get("connections") for r in api if "connections" in r), "?")
         lines += [
-            f"One `python -m jobqueue_api` (uvicorn, 1 worker) under wrk (1 thread, {conns} "
+            "One `python -m jobqueue_api` at its defaults (uvicorn, 1 worker, INFO logs, access "
+            f"log off as shipped) under wrk (1 thread, {conns} "
             f"connections, {dur} s after a 1 s warm-up; Lua script for the POST body), "
             "private redis-server. `in Redis` checks that every accepted job was stored.",
             "",
@@ -311,6 +313,74 @@ def _enqueue(sec: dict[str, Any] | None) -> list[str]:
                 )
         lines += _table(["system", "call", "jobs per run", "jobs/s (median)", "range of runs"], t)
         lines.append("")
+    return lines
+
+
+# ----------------------------------------------------------------------------- payload
+
+
+def payload_ratio(rows: list[dict[str, Any]], size: int) -> dict[str, Any] | None:
+    """Ours against the peer with the least Redis CPU per job at payload `size`."""
+    at = [r for r in rows if r.get("x") == size and "redis_cpu_us_per_job" in r]
+    ours = next((r for r in at if r["system"] == "ours"), None)
+    peers = [r for r in at if r["system"] != "ours"]
+    if ours is None or not peers:
+        return None
+    best = min(peers, key=lambda r: r["redis_cpu_us_per_job"])
+    return {
+        "ours": ours["redis_cpu_us_per_job"],
+        "peer": best["system"],
+        "peer_cpu": best["redis_cpu_us_per_job"],
+        "ratio": ours["redis_cpu_us_per_job"] / best["redis_cpu_us_per_job"],
+    }
+
+
+def _payload(sec: dict[str, Any] | None) -> list[str]:
+    lines = _section_head("payload", "Payload sizes, every system (Redis CPU per job)", sec)
+    if not sec or not sec.get("data"):
+        return lines
+    d = sec["data"]
+    lines += [
+        f"Each system enqueues {_n(d.get('jobs'))} jobs with its own producer (one call per "
+        "job; ours `Queue.enqueue`), then its worker at its best settings drains them with the "
+        "same one-INCR task. Redis CPU is the private redis-server's user + sys time over the "
+        "enqueue and over the drain: the whole life of a job as Redis sees it. Medians of "
+        f"{d.get('rounds')} interleaved rounds (the run with the median Redis CPU; every run's "
+        "figure in brackets). Redis bytes per job: used_memory after the enqueue, per job.",
+        "",
+    ]
+    t = []
+    for r in d.get("rows", []):
+        name = "jobqueue" if r["system"] == "ours" else r["system"]
+        if "redis_cpu_us_per_job" not in r:
+            t.append([_n(r["x"]), name, "-", "-", "-", "-", f"failed: {r.get('error', '')[:80]}"])
+            continue
+        t.append(
+            [
+                _n(r["x"]),
+                f"{name} ({r['setting']})",
+                f"**{_n(r['redis_cpu_us_per_job'], 1)}** "
+                f"({', '.join(_n(x, 0) for x in r.get('runs_redis_cpu_us_per_job', []))})",
+                f"{_n(r['enqueue_redis_cpu_us_per_job'], 1)} / "
+                f"{_n(r['drain_redis_cpu_us_per_job'], 1)}",
+                _n(r["redis_bytes_per_job"]),
+                f"{_n(r['enqueue_jobs_s'])} / {_n(r['jobs_s'])}",
+                _n(r["worker_cpu_us_per_job"], 1),
+            ]
+        )
+    lines += _table(
+        [
+            "payload bytes",
+            "system (settings)",
+            "Redis CPU µs/job (runs)",
+            "of it: enqueue / drain",
+            "Redis bytes/job",
+            "enqueue / drain jobs/s",
+            "worker CPU µs/job",
+        ],
+        t,
+    )
+    lines.append("")
     return lines
 
 
@@ -379,6 +449,7 @@ def _operator(sec: dict[str, Any] | None) -> list[str]:
                 _n(r.get("idle_requests_per_min"), 1),
                 f"**{_n(r.get('idle_writes_per_min'), 1)}**",
                 r.get("idle_by_verb", ""),
+                f"{_n(r.get('restart_requests'))} / **{_n(r.get('restart_writes'))}**",
             ]
         )
     lines += _table(
@@ -392,6 +463,7 @@ def _operator(sec: dict[str, Any] | None) -> list[str]:
             "API requests/min idle",
             "API writes/min idle",
             "idle requests by verb/resource",
+            "after a SIGKILL and restart: requests / writes",
         ],
         t,
     )
@@ -660,6 +732,15 @@ def _targets(data: dict[str, Any]) -> list[str]:
         _n(batch),
         None if batch is None else batch >= TARGET_API_BATCH_JOBS_S,
     )
+    p = payload_ratio(((s.get("payload") or {}).get("data") or {}).get("rows", []), 100_000)
+    add(
+        "100 KB payloads: our Redis CPU per job / the best peer's",
+        f"<= {TARGET_PAYLOAD_REDIS_CPU_RATIO:.0f}x",
+        "-"
+        if p is None
+        else f"{p['ratio']:.2f}x ({_n(p['ours'])} / {_n(p['peer_cpu'])} µs, {p['peer']})",
+        None if p is None else p["ratio"] <= TARGET_PAYLOAD_REDIS_CPU_RATIO,
+    )
     a = (s.get("autoscale") or {}).get("data") or {}
     for figure, target, value, ok in autoscale_targets(a):
         add(figure, target, value, ok)
@@ -738,6 +819,7 @@ def render(data: dict[str, Any], notes: str) -> str:
     if (s.get("enqueue") or {}).get("data"):
         lines += ["![enqueue](enqueue.png)", ""]
     lines += _enqueue(s.get("enqueue"))
+    lines += _payload(s.get("payload"))
     if (s.get("growth") or {}).get("data"):
         lines += ["![growth](growth.png)", ""]
     lines += _growth(s.get("growth"))

@@ -14,7 +14,11 @@ QUEUE = os.environ.get("BENCH_QUEUE", "bench")
 
 
 def payload(size: int) -> str:
-    return "x" * size
+    """`size` characters that do not compress (RQ compresses job data; a run of "x" would
+    measure its zlib, not its Redis work), the same text for every system."""
+    import random
+
+    return random.Random(size).randbytes((size + 1) // 2).hex()[:size]
 
 
 def produce_main(enqueue_n: Callable[[int, str], None]) -> None:
