@@ -349,4 +349,15 @@ async def test_token_login_refuses_a_wrong_token(
     assert browser.execute_script("return sessionStorage.getItem('jobqueue.token')") == TOKEN
     assert browser.execute_script("return document.cookie") == ""
     until("the live indicator", lambda: text_of(browser, "#live") == "live")
+
+    # What the API returns is shown as text, never run as HTML.
+    markup = "<img src=x id=injected onerror=window.__pwned=1>"
+    job = {"type": f"x{markup}", "payload": {"html": markup}, "delay_seconds": 3600}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    job_id = httpx.post(f"{api.url}/jobs", json=job, headers=headers).json()["job_id"]
+    browser.get(f"{api.url}/ui/#/job/{job_id}")
+    until("the job's page", lambda: text_of(browser, '[data-field="type"]') == f"x{markup}")
+    assert markup in (text_of(browser, "#job-payload") or "")
+    assert browser.find_elements(By.ID, "injected") == []
+    assert browser.execute_script("return window.__pwned === undefined") is True
     assert severe_errors(browser) == []
