@@ -414,6 +414,7 @@ async function jobView(id) {
 let live = false;
 let rendering = null;
 let pendingRefresh = false;
+let pendingForced = false;
 let events = null;
 
 function route() {
@@ -427,11 +428,17 @@ function route() {
   return { name: "overview", render: overview };
 }
 
-async function refresh() {
+// Redraws the current view; a live redraw (not a navigation) waits while the user is typing
+// in the filters. Calls during a redraw are folded into one more redraw after it.
+async function refresh(event) {
+  const forced = event === true || event?.type === "hashchange";
+  if (!forced && document.activeElement?.closest?.("#filters")) return;
   if (rendering) {
     pendingRefresh = true;
+    pendingForced ||= forced;
     return rendering;
   }
+  const hash = location.hash;
   const current = route();
   for (const a of document.querySelectorAll("[data-nav]")) {
     a.classList.toggle("active", a.dataset.nav === current.name);
@@ -439,7 +446,7 @@ async function refresh() {
   rendering = (async () => {
     try {
       const view = await current.render();
-      if (route().name === current.name) $("view").replaceChildren(view);
+      if (location.hash === hash) $("view").replaceChildren(view); // else: a newer one follows
     } catch (err) {
       if (err instanceof Unauthorized) showLogin();
       else $("view").replaceChildren(h("p", { class: "error", id: "view-error" }, err.message));
@@ -448,8 +455,10 @@ async function refresh() {
   await rendering;
   rendering = null;
   if (pendingRefresh) {
+    const again = pendingForced;
     pendingRefresh = false;
-    refresh();
+    pendingForced = false;
+    refresh(again);
   }
 }
 
