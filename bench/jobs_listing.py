@@ -5,7 +5,9 @@
 Fills a private redis-server with ``--jobs`` queued jobs and as many completed ones (claimed
 and acknowledged in batches of 1,000, so the finished index holds 1,000 batches), plus a
 small queue of 1,000 of each for comparison, then starts one API process and times
-``--pages`` sequential GET /jobs calls (limit 50) at each of these places: the first page,
+``--pages`` sequential GET /jobs calls (limit 50), and the same pages through
+``Queue.list_jobs`` alone (the Redis script without HTTP; with the server's own time per
+script call from INFO commandstats), at each of these places: the first page,
 pages starting half-way and at the very end of the queue (cursors built as the API builds
 them), a type filter that matches one job in a million (a page examines at most 1,000 jobs
 and comes back empty with a cursor), and the completed jobs, newest first, from the top and
@@ -61,8 +63,19 @@ def cursor_at(queue: str, state: ListState, position: str) -> str:
     return Cursor(queue, state, position).encode()
 
 
+def summary(times: list[float], jobs: int) -> dict[str, Any]:
+    times = sorted(times)
+    return {
+        "pages": len(times),
+        "jobs_per_page": round(jobs / len(times), 1),
+        "p50_ms": round(statistics.median(times) * 1000, 2),
+        "p99_ms": round(times[max(0, int(len(times) * 0.99) - 1)] * 1000, 2),
+        "max_ms": round(times[-1] * 1000, 2),
+    }
+
+
 def time_pages(client: httpx.Client, params: dict[str, Any], pages: int) -> dict[str, Any]:
-    """Time ``pages`` calls, each following the previous page's cursor."""
+    """Time ``pages`` GET /jobs calls, each following the previous page's cursor."""
     times: list[float] = []
     jobs = 0
     p = dict(params)
@@ -77,14 +90,38 @@ def time_pages(client: httpx.Client, params: dict[str, Any], pages: int) -> dict
             p.pop("cursor", None)  # start over: keep timing the same kind of page
         else:
             p["cursor"] = body["next_cursor"]
-    times.sort()
-    return {
-        "pages": len(times),
-        "jobs_per_page": round(jobs / len(times), 1),
-        "p50_ms": round(statistics.median(times) * 1000, 2),
-        "p99_ms": round(times[max(0, int(len(times) * 0.99) - 1)] * 1000, 2),
-        "max_ms": round(times[-1] * 1000, 2),
-    }
+    return summary(times, jobs)
+
+
+def time_protocol(redis_url: str, params: dict[str, Any], pages: int) -> dict[str, Any]:
+    """The same pages through ``Queue.list_jobs`` alone: the Redis script and its decoding,
+    without HTTP and the API's JSON."""
+    state = ListState(params["state"])
+    position = Cursor.decode(params["cursor"], state).position if "cursor" in params else None
+
+    async def run() -> dict[str, Any]:
+        client = jobqueue.connect(redis_url)
+        queue = Queue(client, params["queue"])
+        times: list[float] = []
+        jobs = 0
+        cursor = position or None
+        await client.config_resetstat()
+        for _ in range(pages):
+            t0 = time.perf_counter()
+            page = await queue.list_jobs(
+                state, job_type=params.get("type"), limit=params["limit"], cursor=cursor
+            )
+            times.append(time.perf_counter() - t0)
+            jobs += len(page.jobs)
+            cursor = page.cursor
+        stats = await client.info("commandstats")
+        await client.aclose()
+        out = summary(times, jobs)
+        # Redis's own time in the script per page: what bounded work means for the server
+        out["redis_us_per_page"] = stats.get("cmdstat_evalsha", {}).get("usec_per_call")
+        return out
+
+    return asyncio.run(run())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,20 +178,19 @@ def main(argv: list[str] | None = None) -> int:
                 "completed, newest first": {"queue": BIG, "state": "completed"},
             }
             with httpx.Client(base_url=url, timeout=30) as http:
-                for name, params in places.items():
-                    params = {"state": "queued", "limit": LIMIT, **params}
-                    results[name] = time_pages(http, params, args.pages)
-                    print(f"{name:45} {results[name]}", flush=True)
                 # the completed index from half-way: walk there page by page once (1,000
                 # batches), then time the pages that follow
-                params = {"queue": BIG, "state": "completed", "limit": 500}
+                walk = {"queue": BIG, "state": "completed", "limit": 500}
                 for _ in range(n // 500 // 2):
-                    body = http.get("/jobs", params=params).json()
-                    params["cursor"] = body["next_cursor"]
-                params["limit"] = LIMIT
-                name = "completed, from half-way down"
-                results[name] = time_pages(http, params, args.pages)
-                print(f"{name:45} {results[name]}", flush=True)
+                    walk["cursor"] = http.get("/jobs", params=walk).json()["next_cursor"]
+                places["completed, from half-way down"] = {**walk, "limit": LIMIT}
+                for name, params in places.items():
+                    params = {"state": "queued", "limit": LIMIT, **params}
+                    results[name] = {
+                        "http": time_pages(http, params, args.pages),
+                        "protocol": time_protocol(server.url, params, args.pages),
+                    }
+                    print(f"{name:45} {results[name]}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0
