@@ -7,6 +7,7 @@ With JQ_UI_SCREENSHOTS=1 the run writes the README's screenshots (docs/ui-*.png)
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import textwrap
@@ -139,8 +140,14 @@ def queue_name() -> str:
 def api(
     redis_server: RedisServer, queue_name: str, browser: webdriver.Chrome
 ) -> Iterator[ApiProcess]:
-    """One API process for the module, behind a bearer token."""
-    env = {"REDIS_URL": redis_server.url, "QUEUE_NAME": queue_name, "API_TOKEN": TOKEN}
+    """One API process for the module, behind a bearer token, with a worker pool `gpu` whose
+    queue takes the `resize` jobs (no worker serves it here: they stay ready)."""
+    env = {
+        "REDIS_URL": redis_server.url,
+        "QUEUE_NAME": queue_name,
+        "API_TOKEN": TOKEN,
+        "JOB_ROUTES": json.dumps({"resize": f"{queue_name}/gpu"}),
+    }
     proc = ApiProcess(env).start()
     yield proc
     browser.get("about:blank")  # closes the page's /events stream, which a drain waits for
@@ -180,7 +187,8 @@ async def test_overview_live_updates_retry_and_cancel(
     # Jobs that stay put (no worker yet): ready by priority, and delayed ones.
     waiting = [{"type": "email", "priority": p} for p in ("high", "high", "normal", "low")]
     later = [{"type": "email", "delay_seconds": 3600}] * 2
-    assert http.post("/jobs:batch", json={"jobs": waiting + later}).status_code == 202
+    pool = [{"type": "resize", "priority": "low"}]
+    assert http.post("/jobs:batch", json={"jobs": waiting + later + pool}).status_code == 202
 
     browser.get(f"{api.url}/ui")
     assert browser.current_url == f"{api.url}/ui/"
@@ -210,6 +218,9 @@ async def test_overview_live_updates_retry_and_cancel(
         lambda: all(text_of(browser, f'{card} [data-field="{k}"]') == v for k, v in shown.items()),
     )
     until("the live indicator", lambda: text_of(browser, "#live") == "live")
+    gpu = f'[data-queue="{queue_name}/gpu"]'
+    assert text_of(browser, f"{gpu} .pool") == "pool gpu"
+    assert text_of(browser, f'{gpu} [data-field="ready.low"]') == "1"
     browser.execute_script("window.__notReloaded = true")
 
     # A worker, then 50 jobs: 40 complete, 10 fail into the dead-letter queue.
