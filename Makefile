@@ -26,8 +26,8 @@ $(VENV_STAMP): pyproject.toml
 setup: deps $(VENV_STAMP) binaries ## deps, the venv and the cached Go builds: everything a fresh machine lacks
 
 # Cached under ~/.cache/jobqueue-operator/bin/<name>-<version>: a warm run only checks files.
-binaries: ## Kubernetes, etcd, helm, kubeconform, CoreDNS, kube-router, promtool from the Go module proxy (cached)
-	@bash tests/cluster/build.sh all coredns kube-router promtool
+binaries: ## Kubernetes, etcd, helm, kubeconform, CoreDNS, kube-router, local-path-provisioner, promtool from the Go module proxy (cached)
+	@bash tests/cluster/build.sh all coredns kube-router local-path-provisioner promtool
 
 lint: $(VENV_STAMP) ## ruff, ruff format, mypy, the import layers (import-linter), bash -n
 	$(PY) -m ruff check .

@@ -27,6 +27,7 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "coredns": ("coredns",),
     "kube-router": ("kube-router",),
     "promtool": ("promtool",),
+    "local-path-provisioner": ("local-path-provisioner",),
 }
 #: What the control plane needs (the rest is built by `make binaries` for other helpers).
 CONTROL_PLANE_COMPONENTS = ("k8s", "etcd")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Build the upstream Kubernetes, etcd, helm and kubeconform binaries (and CoreDNS,
-# kube-router, KEDA, promtool) from the Go module proxy, once, into a cache keyed by version.
+# Build the upstream Kubernetes, etcd, helm and kubeconform binaries (and CoreDNS, kube-router,
+# local-path-provisioner, KEDA, promtool) from the Go module proxy, once, into a cache keyed by
+# version.
 # Prints progress.
 #
-#   tests/cluster/build.sh k8s|etcd|helm|kubeconform|coredns|kube-router|keda|promtool|all ...
+#   tests/cluster/build.sh k8s|etcd|helm|kubeconform|coredns|kube-router|local-path-provisioner|keda|promtool|all ...
 #
 # Versions are pinned in versions.env (an exported K8S_VERSION etc. overrides).
 # Binaries land in $JQ_CACHE/bin/<component>-<version>/ (default
@@ -230,6 +231,12 @@ build_kube_router() {
     "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
 }
 
+# Rancher's local-path-provisioner: the node's default StorageClass (dynamic hostPath volumes).
+build_local_path() {
+  build_simple local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" \
+    github.com/rancher/local-path-provisioner github.com/rancher/local-path-provisioner
+}
+
 # KEDA (operator + metrics adapter), only for the autoscaling benchmark (bench/).
 # Its go.mod asks for a newer Go than the rest and carries replace/exclude lines
 # that a requiring module must repeat. Its CRDs are copied beside the binaries.
@@ -286,8 +293,9 @@ build() {
     kube-router) (build_kube_router) ;;
     keda) (build_keda) ;;
     promtool) (build_promtool) ;;
+    local-path-provisioner) (build_local_path) ;;
     all) build k8s; build etcd; build helm; build kubeconform ;;
-    *) echo "usage: $0 k8s|etcd|helm|kubeconform|coredns|kube-router|keda|promtool|all ..." >&2; exit 2 ;;
+    *) echo "usage: $0 k8s|etcd|helm|kubeconform|coredns|kube-router|local-path-provisioner|keda|promtool|all ..." >&2; exit 2 ;;
   esac
 }
 

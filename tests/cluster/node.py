@@ -18,8 +18,18 @@ Layout (under the cluster state dir, `.cluster/` by default):
       kubelet/           kubelet root dir; pod-logs/ its pod logs
       pki/, kubeconfigs/ the node's client certs (system:node:<name>, system:kube-proxy,
                          system:kube-router)
+      local-path/        the StorageClass's volumes (removed at down, like the cluster's etcd)
       run/, logs/        pid files and logs of containerd, kubelet, kube-proxy, coredns,
-                         kube-router
+                         kube-router, local-path-provisioner
+
+Storage: Rancher's local-path-provisioner (built from its Go module, LOCAL_PATH_PROVISIONER_VERSION)
+runs as a host process beside CoreDNS, with its own client cert `system:local-path-provisioner`;
+StorageClass `local-path` (the default class) gives every PersistentVolumeClaim a hostPath
+volume under node/local-path/<pv>_<ns>_<claim>. It makes and removes those directories with a
+short helper pod in namespace `local-path-storage`, running the worker image (on the node
+already; Debian's sh, mkdir, rm) as root: nothing is pulled. A host process rather than a
+Deployment because it needs no image then (no Go binary inside one of ours), and it starts and
+stops with the node like CoreDNS and kube-router; its helper pods are real pods either way.
 
 NetworkPolicy: kube-router runs as a network-policy controller only (`--run-firewall`, no
 router, no service proxy): iptables chains KUBE-ROUTER-* / KUBE-POD-FW-* / KUBE-NWPLCY-* and
@@ -150,6 +160,17 @@ NODE_READY_TIMEOUT = 120.0
 DRAIN_TIMEOUT = 90.0
 CONTAINERD, KUBELET, KUBE_PROXY, COREDNS = "containerd", "kubelet", "kube-proxy", "coredns"
 KUBE_ROUTER = "kube-router"
+LOCAL_PATH = "local-path-provisioner"
+#: The default StorageClass and what its provisioner needs in the cluster (upstream's names).
+STORAGE_CLASS = "local-path"
+LOCAL_PATH_PROVISIONER = "rancher.io/local-path"
+LOCAL_PATH_NAMESPACE = "local-path-storage"
+LOCAL_PATH_CONFIGMAP = "local-path-config"
+LOCAL_PATH_SERVICE_ACCOUNT = "local-path-provisioner-service-account"
+LOCAL_PATH_USER = "system:local-path-provisioner"
+LOCAL_PATH_ROLE = "jq-node:local-path-provisioner"
+#: The image of its helper pods: always on the node (node.up imports it).
+HELPER_IMAGE = images.AppImage("worker", "worker-image/Dockerfile").ref
 
 
 def network_policy_enabled() -> bool:
@@ -157,7 +178,7 @@ def network_policy_enabled() -> bool:
     return os.environ.get(NETWORK_POLICY_ENV, "1").strip().lower() not in ("0", "false", "no")
 
 
-NODE_COMPONENTS: tuple[str, ...] = ("k8s", "etcd", "coredns") + (
+NODE_COMPONENTS: tuple[str, ...] = ("k8s", "etcd", "coredns", LOCAL_PATH) + (
     ("kube-router",) if network_policy_enabled() else ()
 )
 
@@ -243,6 +264,11 @@ class NodePaths:
     @property
     def pki(self) -> Path:
         return self.root / "pki"
+
+    @property
+    def local_path(self) -> Path:
+        """Where StorageClass local-path puts its volumes."""
+        return self.root / "local-path"
 
     @property
     def kubeconfigs(self) -> Path:
@@ -470,6 +496,146 @@ def kube_router_rbac() -> list[dict[str, Any]]:
             ],
         },
     ]
+
+
+def local_path_manifests(volume_root: Path, helper_image: str) -> list[dict[str, Any]]:
+    """What the provisioner needs in the cluster: upstream's deploy/local-path-storage.yaml
+    minus its Deployment (it runs as a host process under LOCAL_PATH_USER), with the helper pod
+    on `helper_image` as root, the volumes under `volume_root`, and the class the default. Pure.
+    """
+    rbac = "rbac.authorization.k8s.io"
+    subject = [{"apiGroup": rbac, "kind": "User", "name": LOCAL_PATH_USER}]
+    helper_pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "helper-pod"},
+        "spec": {
+            "priorityClassName": "system-node-critical",
+            "automountServiceAccountToken": False,
+            "tolerations": [
+                {
+                    "key": "node.kubernetes.io/disk-pressure",
+                    "operator": "Exists",
+                    "effect": "NoSchedule",
+                }
+            ],
+            "containers": [
+                {
+                    "name": "helper-pod",
+                    "image": helper_image,
+                    "imagePullPolicy": "Never",
+                    # mkdir/rm in a root-owned host dir; the image's own user is 10001.
+                    "securityContext": {"runAsUser": 0, "runAsGroup": 0},
+                }
+            ],
+        },
+    }
+    config = {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES",
+                               "paths": [str(volume_root)]}],
+              "cmdTimeoutSeconds": 60}  # fmt: skip
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LOCAL_PATH_NAMESPACE}},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": LOCAL_PATH_SERVICE_ACCOUNT, "namespace": LOCAL_PATH_NAMESPACE},
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": LOCAL_PATH_ROLE},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "verbs": ["get", "list", "watch"],
+                    "resources": [
+                        "nodes",
+                        "persistentvolumeclaims",
+                        "configmaps",
+                        "pods",
+                        "pods/log",
+                    ],
+                },
+                {
+                    "apiGroups": [""],
+                    "resources": ["persistentvolumes"],
+                    "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+                },
+                {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+                {
+                    "apiGroups": ["storage.k8s.io"],
+                    "resources": ["storageclasses"],
+                    "verbs": ["get", "list", "watch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": LOCAL_PATH_ROLE},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": LOCAL_PATH_ROLE},
+            "subjects": subject,
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "Role",
+            "metadata": {"name": LOCAL_PATH_ROLE, "namespace": LOCAL_PATH_NAMESPACE},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["pods"],
+                    "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+                }
+            ],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": LOCAL_PATH_ROLE, "namespace": LOCAL_PATH_NAMESPACE},
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": LOCAL_PATH_ROLE},
+            "subjects": subject,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": LOCAL_PATH_CONFIGMAP, "namespace": LOCAL_PATH_NAMESPACE},
+            "data": {
+                "config.json": json.dumps(config, indent=2),
+                "setup": '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n',
+                "teardown": '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n',
+                "helperPod.yaml": yaml.safe_dump(helper_pod, sort_keys=False),
+            },
+        },
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": STORAGE_CLASS,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            },
+            "provisioner": LOCAL_PATH_PROVISIONER,
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "reclaimPolicy": "Delete",
+        },
+    ]
+
+
+def local_path_args(binary: Path, kubeconfig: Path, config: Path, helper_pod: Path,
+                    helper_image: str) -> list[str]:  # fmt: skip
+    """The provisioner as upstream's Deployment runs it, from files instead of a mounted
+    ConfigMap (it re-reads them every 30 s, as it would the mount). Pure."""
+    return [
+        str(binary), "--debug", "start",
+        "--kubeconfig", str(kubeconfig),
+        "--config", str(config),
+        "--helper-pod-file", str(helper_pod),
+        "--helper-image", helper_image,
+        "--namespace", LOCAL_PATH_NAMESPACE,
+        "--configmap-name", LOCAL_PATH_CONFIGMAP,
+        "--service-account-name", LOCAL_PATH_SERVICE_ACCOUNT,
+        "--provisioner-name", LOCAL_PATH_PROVISIONER,
+    ]  # fmt: skip
 
 
 def kube_router_args(binary: Path, kubeconfig: Path, service_cidr: str) -> list[str]:
@@ -895,6 +1061,7 @@ class Node:
         apps = [b for b in built if b.ref != images.PAUSE_IMAGE]
         if apps:
             images.import_images(apps, self.paths.containerd_socket)
+        self._start_local_path()
         self.state.images = {b.ref: b.digest for b in built}
         self.save_state()
         log.info("node up in %.1f s", time.monotonic() - t0)
@@ -982,6 +1149,33 @@ class Node:
                    NODE_READY_TIMEOUT)  # fmt: skip
         log.info("kube-router enforces NetworkPolicy (%.1f s)", time.monotonic() - t0)
 
+    def _start_local_path(self) -> None:
+        """RBAC, namespace, ConfigMap and the default StorageClass, then the provisioner."""
+        t0 = time.monotonic()
+        p = self.paths
+        p.local_path.mkdir(parents=True, exist_ok=True)
+        docs = local_path_manifests(p.local_path, HELPER_IMAGE)
+        self.kube.kubectl("apply", "--server-side", "--force-conflicts",
+                          "--field-manager=jq-node", "-f", "-",
+                          input=yaml.safe_dump_all(docs))  # fmt: skip
+        data = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+        (p.config / "local-path.json").write_text(data["config.json"])
+        (p.config / "local-path-helper-pod.yaml").write_text(data["helperPod.yaml"])
+        client = issue(self.plane.ca, p.pki, "local-path-provisioner", cn=LOCAL_PATH_USER)
+        kubeconfig = self.plane.write_kubeconfig(p.kubeconfigs / "local-path.yaml",
+                                                 LOCAL_PATH_USER, client)  # fmt: skip
+        self._start(LOCAL_PATH, local_path_args(
+            binaries.path(LOCAL_PATH), kubeconfig, p.config / "local-path.json",
+            p.config / "local-path-helper-pod.yaml", HELPER_IMAGE))  # fmt: skip
+        logf = p.logs / f"{LOCAL_PATH}.log"
+
+        def started() -> bool:
+            return logf.is_file() and "Provisioner started" in logf.read_text(errors="replace")
+
+        self._wait(LOCAL_PATH, "its start", started, NODE_READY_TIMEOUT)
+        log.info("StorageClass %s (default) served by %s (%.1f s)", STORAGE_CLASS, LOCAL_PATH,
+                 time.monotonic() - t0)  # fmt: skip
+
     def _node_ready(self) -> bool:
         proc = self.kube.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
         if proc.returncode != 0:
@@ -1061,6 +1255,8 @@ class Node:
         alive = self.running()
         if not alive:
             return []
+        # No helper pod may start while the pods are drained.
+        self.procs.stop(LOCAL_PATH)
         if KUBELET in alive:
             self.drain()
         self.procs.stop(KUBELET)
@@ -1105,8 +1301,9 @@ class Node:
             done += own(what, functools.partial(remove_empty_nft_tables, tool, keep))
         done += own("remove host dirs the node made", self._prune_host_dirs)
         # Pod network namespaces and sandboxes are per run; containerd's root stays (images).
+        # The volumes go with the cluster's etcd (which `up` starts empty).
         for d in (self.paths.containerd_state, self.paths.kubelet_root, self.paths.cni_ipam_dir,
-                  self.paths.runc_root):  # fmt: skip
+                  self.paths.runc_root, self.paths.local_path):  # fmt: skip
             shutil.rmtree(d, ignore_errors=True)
         self.paths.state_file.unlink(missing_ok=True)
         _set_owner(None)
@@ -1315,7 +1512,8 @@ def up(
 ) -> NodeCluster:
     """Images (cached), host link, control plane on the node address + scheduler, node, import.
 
-    image_names: which app images (default: env JQ_NODE_IMAGES=api,worker,... or all).
+    image_names: which app images (default: env JQ_NODE_IMAGES=api,worker,... or all three and
+    the managed Redis image); the worker image always (the StorageClass's helper pods run it).
     Reuses a running, healthy node cluster in state_dir; stops a half-running one first; fails
     if a node of another state dir is up (one node per machine).
     """
@@ -1324,7 +1522,12 @@ def up(
     t0 = time.monotonic()
     if image_names is None and os.environ.get("JQ_NODE_IMAGES"):
         image_names = [n for n in os.environ["JQ_NODE_IMAGES"].split(",") if n]
+    if image_names is not None and "worker" not in image_names:
+        image_names = [*image_names, "worker"]  # the StorageClass's helper pods run it
     built = images.build_all(image_names) if build_images else [images.ensure_pause()]
+    if build_images and image_names is None:
+        # The managed Redis of a JobQueue (the chart's redisImage on this cluster).
+        built.append(images.build_redis())
     t_images = time.monotonic() - t0
     with machine_lock():
         plane = ControlPlane.attach(state_dir)

@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.cluster import binaries, images, node
 from tests.cluster.pki import CertPair
@@ -184,3 +185,20 @@ def test_coredns_is_built_with_exactly_the_plugins_the_corefile_uses() -> None:
             used.add(words[0])
     assert used - {"}"} == set(binaries.coredns_plugins())
     assert binaries.component_dir("coredns").name.startswith("coredns-v")
+
+
+def test_the_default_storage_class_is_local_path_with_helper_pods_on_an_image_of_the_node() -> None:
+    docs = node.local_path_manifests(Path("/state/node/local-path"), node.HELPER_IMAGE)
+    by_kind = {d["kind"]: d for d in docs}
+    sc = by_kind["StorageClass"]
+    assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert sc["provisioner"] == node.LOCAL_PATH_PROVISIONER
+    data = by_kind["ConfigMap"]["data"]
+    assert json.loads(data["config.json"])["nodePathMap"][0]["paths"] == ["/state/node/local-path"]
+    helper = yaml.safe_load(data["helperPod.yaml"])["spec"]["containers"][0]
+    # Nothing is pulled: the worker image is on the node; mkdir in a root-owned dir needs root.
+    assert helper["image"] == node.HELPER_IMAGE and helper["imagePullPolicy"] == "Never"
+    assert helper["securityContext"]["runAsUser"] == 0
+    assert "mkdir -m 0777" in data["setup"] and 'rm -rf "$VOL_DIR"' in data["teardown"]
+    args = node.local_path_args(Path("/b"), Path("/k"), Path("/c"), Path("/h"), "img")
+    assert args[args.index("--provisioner-name") + 1] == node.LOCAL_PATH_PROVISIONER
