@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -77,8 +78,13 @@ def configure_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> N
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(name=c.KOPF_STATUS_FIELD)
     settings.posting.level = logging.getLevelNamesMapping()[ours.event_level]
     settings.peering.standalone = not ours.peering
+    settings.peering.mandatory = ours.peering
     settings.peering.name = ours.peering_name
-    settings.peering.clusterwide = not ours.namespaces()
+    # One ClusterKopfPeering per release, whichever namespaces it watches (no object to keep
+    # in every namespace a glob matches).
+    settings.peering.clusterwide = True
+    settings.peering.lifetime = ours.peering_lifetime
+    settings.peering.priority = ours.peering_priority or random.randint(1, 2**31 - 1)
     settings.watching.server_timeout = 300
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
@@ -136,6 +142,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     except Exception as exc:  # no kubeconfig, no in-cluster config: nothing to retry
         raise kopf.PermanentError(f"no Kubernetes configuration: {exc}") from exc
     kube = Kube(api_client, ours.kube_threads)
+    if ours.peering:
+        await kube.ensure_cluster_peering(ours.peering_name)
     # The autoscalers' calls (asyncio.to_thread) get as many threads as the reconciles: the
     # default executor's min(32, cores + 4) would queue 1,000 autoscalers behind 6 threads.
     asyncio.get_running_loop().set_default_executor(

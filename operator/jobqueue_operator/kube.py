@@ -61,6 +61,9 @@ KINDS: Final[Mapping[str, Kind]] = {
 CHILD_KINDS: Final = tuple(k for k in get_args(ChildKind) if k != "PersistentVolumeClaim")
 
 
+PEERING_PATH: Final = "/apis/kopf.dev/v1/clusterkopfpeerings"
+
+
 class KubeError(Exception):
     """A failed API call: HTTP status, reason, and the API server's message (no body dump)."""
 
@@ -153,6 +156,23 @@ class Kube:
         data = await self._run(partial(self._request, "GET", f"/apis/{api_version}"))
         resources = (data or {}).get("resources") or []
         return any(r.get("name") == plural for r in resources)
+
+    async def ensure_cluster_peering(self, name: str) -> None:
+        """The ClusterKopfPeering object ``name`` exists (created if not: replicas starting
+        together may both try; the loser's 409 means it is there, which is all that counts)."""
+        path = f"{PEERING_PATH}/{quote(name, safe='')}"
+        if await self._run(partial(self._request, "GET", path)) is not None:
+            return
+        body: JSON = {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "ClusterKopfPeering",
+            "metadata": {"name": name},
+        }
+        try:
+            await self._run(partial(self._request, "POST", PEERING_PATH, body=body))
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
 
     async def get(self, kind: str, namespace: str, name: str) -> JSON | None:
         return await self._run(partial(self._request, "GET", KINDS[kind].path(namespace, name)))

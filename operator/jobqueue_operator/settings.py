@@ -43,9 +43,26 @@ class OperatorSettings(BaseSettings):
         "for the autoscalers).",
     )
     peering: bool = Field(
-        default=False, description="Coordinate replicas (needs kopf's peering CRD)."
+        default=False,
+        description="Leader election between replicas (kopf peering; needs the "
+        "ClusterKopfPeering CRD, the chart installs it with replicaCount > 1).",
     )
-    peering_name: str = "jobqueue-operator"
+    peering_name: str = Field(
+        default="jobqueue-operator", description="The ClusterKopfPeering object the replicas share."
+    )
+    peering_priority: int = Field(
+        default=0,
+        ge=0,
+        description="This replica's priority (the highest works); 0: a random one per process, "
+        "so replicas never tie (a tie would pause them all).",
+    )
+    peering_lifetime: int = Field(
+        default=8,
+        ge=3,
+        le=300,
+        description="Seconds a replica's heartbeat counts: a standby takes over this long after "
+        "the active replica's last one.",
+    )
     health_port: int = Field(default=8080, ge=0, le=65535, description="/healthz; 0 disables it.")
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="/metrics; 0 disables it.")
     operator_namespace: str = Field(

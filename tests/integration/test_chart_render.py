@@ -239,13 +239,13 @@ def test_examples_pass_kubeconform_strict_against_the_crd(schema_dir: Path) -> N
         ({"replicaCont": 1}, "additional properties 'replicaCont' not allowed"),
         ({"metrics": {"prot": 9090}}, "at '/metrics': additional properties 'prot' not allowed"),
         ({"replicaCount": "one"}, "at '/replicaCount': got string, want integer"),
-        ({"replicaCount": 2}, "at '/replicaCount': maximum: got 2, want 1"),
+        ({"replicaCount": 6}, "at '/replicaCount': maximum: got 6, want 5"),
         ({"crds": {"keep": "yes"}}, "at '/crds/keep': got string, want boolean"),
         ({"watchNamespaces": ["Team_A"]}, "at '/watchNamespaces/0': 'Team_A' does not match"),
         ({"logLevel": "TRACE"}, "at '/logLevel': value must be one of"),
         ({"resources": {"limit": {"cpu": 1}}}, "additional properties 'limit' not allowed"),
     ],
-    ids=["typo", "nested-typo", "wrong-type", "two-replicas", "bool", "namespace", "enum", "res"],
+    ids=["typo", "nested-typo", "wrong-type", "six-replicas", "bool", "namespace", "enum", "res"],
 )
 def test_bad_values_are_refused_with_the_schemas_message(
     tmp_path: Path, values: dict[str, Any], message: str
@@ -304,6 +304,30 @@ def test_cluster_wide_rbac_is_one_clusterrole_with_exactly_the_verbs_used(tmp_pa
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
     ]
+
+
+def test_two_replicas_elect_a_leader_with_kopf_peering(tmp_path: Path) -> None:
+    docs = documents(render(tmp_path, {"replicaCount": 2}))
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["PEERING"] == "true" and env["PEERING_NAME"] == FULLNAME
+    crd = one(docs, "CustomResourceDefinition", "clusterkopfpeerings.kopf.dev")
+    source = yaml.safe_load((REPO / "crds" / "kopf.dev_clusterkopfpeerings.yaml").read_text())
+    assert crd["spec"] == source["spec"]
+    role = one(docs, "ClusterRole", FULLNAME)
+    assert grants(role["rules"]) == {
+        **CRD_GRANTS,
+        **NAMESPACED_GRANTS,
+        ("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "create", "patch"},
+    }
+    single = documents(render(tmp_path, {}))  # one replica: none of it
+    assert one(single, "Deployment")["spec"]["strategy"]["type"] == "Recreate"
+    assert not [d for d in single if d["metadata"]["name"] == "clusterkopfpeerings.kopf.dev"]
+    assert "PEERING" not in env_of(
+        one(single, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    )
 
 
 def test_watch_namespaces_gives_one_role_per_namespace_and_no_cluster_wide_writes(

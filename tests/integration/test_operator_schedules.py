@@ -19,6 +19,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,11 @@ from tests.integration.test_operator_lifecycle import (
     free_port,
     get,
     jobqueue,
+    must_get,
     url_for,
     wait_for,
 )
+from tests.support.services import REPO
 
 __all__ = ["crd"]  # fixture, re-used
 
@@ -59,7 +62,7 @@ class Replicas:
     starts: int = 0  # each start logs to its own file: <name>-<start>.log
     current: dict[str, Path] = field(default_factory=dict)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, **extra: str) -> None:
         self.health[name] = free_port()
         env = self.kube.env() | {
             "WATCH_NAMESPACES": f"{NS_PREFIX}*",
@@ -67,6 +70,7 @@ class Replicas:
             "HEALTH_PORT": str(self.health[name]),
             "METRICS_PORT": "0",
             "LOG_LEVEL": "INFO",
+            **extra,
         }
         self.starts += 1
         self.current[name] = self.logs / f"{name}-{self.starts}.log"
@@ -261,6 +265,78 @@ def test_every_minute_exactly_one_job_per_fire_time_across_restarts_and_two_repl
     )
     fired = [line for line in replicas.text().splitlines() if "schedule tick of" in line]
     assert fired, "no replica logged a fire"
+
+
+PEERING_CRD = REPO / "charts" / "jobqueue-operator" / "files" / "kopf.dev_clusterkopfpeerings.yaml"
+TAKEOVER_S = 15.0
+
+
+def test_with_leader_election_a_standby_takes_over_within_15_s_of_a_sigkill(
+    kube: Kube, ns: str, redis_server: RedisServer, replicas: Replicas
+) -> None:
+    """Two replicas as the chart runs them with replicaCount 2 (kopf peering, the chart's
+    CRD): one works, the other stands by; the worker is SIGKILLed and the standby reconciles
+    a new JobQueue within 15 s, and a schedule keeps firing exactly once per fire time."""
+    kube.kubectl("apply", "--server-side", "-f", str(PEERING_CRD))
+    kube.kubectl(
+        "wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s"
+    )
+    peering = {"PEERING": "true", "PEERING_NAME": f"test-{ns}"}
+    replicas.start("leader", **peering, PEERING_PRIORITY="200")
+    replicas.wait_healthy("leader")
+    replicas.start("standby", **peering, PEERING_PRIORITY="100")
+    replicas.wait_healthy("standby")
+    # kopf starts a replica paused (mandatory peering) and resumes it once no peer outranks it
+    resumed = "Resuming operations after the pause"
+    wait_for("the leader to work", lambda: resumed in replicas.tail("leader", 200_000))
+    url = url_for(redis_server)
+    queue = f"{ns}/cron"
+    tick = {"name": "tick", "cron": "* * * * *", "type": "tick"}
+    spec = {"redis": {"url": url}, "api": {"enabled": False}, "schedules": [tick]}
+    apply(kube, jobqueue(ns, "cron", spec))
+    wait_for("the leader's reconcile", lambda: observed_generation(kube, ns, "cron"))
+    standby_log = replicas.tail("standby", 200_000)
+    assert resumed not in standby_log and f"applied {ns}/cron" not in standby_log  # it stood by
+
+    replicas.kill("leader")
+    killed = time.monotonic()
+    killed_at = datetime.now(UTC)
+    apply(kube, jobqueue(ns, "after", {"redis": {"url": url}, "api": {"enabled": False}}))
+    wait_for(
+        "the standby's reconcile of a new JobQueue",
+        lambda: observed_generation(kube, ns, "after"),
+        timeout=TAKEOVER_S + 5,
+    )
+    took = time.monotonic() - killed
+    assert took < TAKEOVER_S, f"took over after {took:.1f} s"
+
+    # the next fire time after the kill: enqueued by the new leader, once
+    due = schedules.next_fire("* * * * *", schedules.zone("UTC"), killed_at)
+    wait_for(
+        "the fire after the kill",
+        lambda: schedule_status(kube, ns).get("lastFireTime") == schedules.isoformat(due),
+        timeout=FIRE_WAIT,
+    )
+    time.sleep(2)  # give a duplicate every chance to appear
+    waiting, created = asyncio.run(_jobs(url, queue))
+    created_at = schedules.parse_time(
+        must_get(kube, "jq", ns, "cron")["metadata"]["creationTimestamp"]
+    )
+    assert created_at is not None
+    fire_times = 0
+    at = schedules.next_fire("* * * * *", schedules.zone("UTC"), created_at)
+    while at <= due:
+        fire_times += 1
+        at = schedules.next_fire("* * * * *", schedules.zone("UTC"), at)
+    assert (waiting, created) == (fire_times, fire_times)  # one job per fire time, none missed
+    assert f"schedule tick of {ns}/cron fired for {schedules.isoformat(due)}" in replicas.tail(
+        "standby", 200_000
+    )
+
+
+def observed_generation(kube: Kube, ns: str, name: str) -> bool:
+    status = (get(kube, "jq", ns, name) or {}).get("status") or {}
+    return status.get("observedGeneration") == 1
 
 
 @pytest.mark.parametrize(
