@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import redis.asyncio as aioredis
 
 from jobqueue import Job, Queue
@@ -91,6 +92,25 @@ CHAOS_TASKS = textwrap.dedent(
     async def boom(payload, ctx: JobContext):
         """Fails every attempt with a fixed message."""
         raise RuntimeError("boom: deliberate failure")
+
+
+    @task("write-file")
+    async def write_file(payload, ctx: JobContext):
+        """Writes payload["text"] to DATA_DIR/payload["name"] (a worker volume)."""
+        with open(os.path.join(os.environ["DATA_DIR"], payload["name"]), "w") as f:
+            f.write(payload["text"])
+        return {"pod": os.environ.get("POD_NAME")}
+
+
+    @task("read-file")
+    async def read_file(payload, ctx: JobContext):
+        """Reads DATA_DIR/payload["name"]; text None when there is no such file."""
+        try:
+            with open(os.path.join(os.environ["DATA_DIR"], payload["name"])) as f:
+                text = f.read()
+        except FileNotFoundError:
+            text = None
+        return {"pod": os.environ.get("POD_NAME"), "text": text}
     '''
 )
 
@@ -530,6 +550,69 @@ async def leased_by(redis: aioredis.Redis, queue: Queue, worker: str) -> list[st
         if run is not None and run.decode().split("|", 3)[3] == worker:
             held.append(job_id)
     return held
+
+
+# ---------------------------------------------------------------------------------------------
+# Load through an API while Redis fails (the process and the pod Redis tests)
+
+CLIENTS = 8
+CLIENT_TIMEOUT = 10.0
+
+
+@dataclass
+class Sent:
+    started: float
+    done: float
+    status: int  # 0: transport error or client timeout
+    job_id: str | None = None
+    retry_after: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Load:
+    """CLIENTS concurrent producers posting jobs until stopped; every outcome kept."""
+
+    url: str
+    job: dict[str, Any]
+    results: list[Sent] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def client(self) -> None:
+        async with httpx.AsyncClient(base_url=self.url, timeout=CLIENT_TIMEOUT) as http:
+            while not self.stop.is_set():
+                t0 = time.time()
+                try:
+                    r = await http.post("/jobs", json=self.job)
+                except httpx.HTTPError as exc:
+                    self.results.append(Sent(t0, time.time(), 0, error=repr(exc)))
+                    await asyncio.sleep(0.05)
+                    continue
+                job_id = r.json().get("job_id") if r.status_code == 202 else None
+                self.results.append(
+                    Sent(t0, time.time(), r.status_code, job_id, r.headers.get("retry-after"))
+                )
+                if r.status_code != 202:
+                    await asyncio.sleep(0.05)  # a client honouring 503 would wait Retry-After
+
+    def accepted(self) -> list[Sent]:
+        return [s for s in self.results if s.status == 202]
+
+
+def host_crash_exposure(
+    fsyncs: list[tuple[float, float]], kills: list[tuple[float, float]], acks: list[Sent]
+) -> tuple[float, int]:
+    """The worst window (ms) and the acknowledged jobs written after the last completed fsync
+    before each kill: what a power cut at that moment (not a process crash) would lose."""
+    worst, at_risk = 0.0, 0
+    for killed, _ in kills:
+        done = [start for start, end in fsyncs if end <= killed]
+        if not done:
+            continue
+        last = done[-1]
+        worst = max(worst, (killed - last) * 1000)
+        at_risk += sum(1 for s in acks if last < s.done <= killed)
+    return worst, at_risk
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,9 +2,8 @@
 flow; no job is lost, and only jobs the deleted pod held run again.
 
 Full size only (`make chaos`): it brings up the one-node cluster of tests/e2e (kubelet,
-containerd, the locally built images), whose fixtures are imported here. Do not run it in the
-same pytest session as tests/e2e (each would start its own node); `make chaos` runs
-tests/reliability alone, and `make test` deselects this test.
+containerd, the locally built images): the session fixture `node_cluster` of tests/conftest.py,
+shared with tests/e2e when both run in one session.
 
 The worker image has no task that records executions, so a re-run is read from the protocol
 itself: a completed job with ``attempts > 1`` was claimed more than once (an upper bound of
@@ -29,7 +28,6 @@ from jobqueue_operator.crd import CRD_FILE
 from jobqueue import JobSpec, JobStatus, Queue
 from tests.cluster import node
 from tests.cluster.redis_server import RedisServer
-from tests.e2e.conftest import node_cluster, node_redis  # noqa: F401  (fixtures)
 from tests.reliability.kube_support import RESTRICTED, KubeHttp, OperatorProc, wait_settled
 from tests.reliability.support import Figures, await_until, leased_by
 
@@ -42,7 +40,7 @@ WORKER = "app.kubernetes.io/instance=chaos,app.kubernetes.io/component=worker"
 
 
 @pytest.fixture
-def operator(node_cluster: node.NodeCluster, tmp_path: Path) -> Iterator[OperatorProc]:  # noqa: F811
+def operator(node_cluster: node.NodeCluster, tmp_path: Path) -> Iterator[OperatorProc]:
     kube = node_cluster.kube
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
     op = OperatorProc(
@@ -60,8 +58,8 @@ def operator(node_cluster: node.NodeCluster, tmp_path: Path) -> Iterator[Operato
 
 
 async def test_force_deleted_worker_pods_lose_no_job(
-    node_cluster: node.NodeCluster,  # noqa: F811
-    node_redis: RedisServer,  # noqa: F811
+    node_cluster: node.NodeCluster,
+    node_redis: RedisServer,
     operator: OperatorProc,
     figures: Figures,
 ) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,11 +25,15 @@ from jobqueue import Queue
 from tests.cluster.redis_server import RedisServer
 from tests.reliability.conftest import sizes
 from tests.reliability.support import (
+    CLIENT_TIMEOUT,
+    CLIENTS,
     Figures,
     FsyncTracedRedis,
+    Load,
     await_until,
     by_worker,
     count_status,
+    host_crash_exposure,
     job_records,
     start_api,
     start_worker,
@@ -37,8 +41,6 @@ from tests.reliability.support import (
 )
 
 SECTION = "Faults: redis-server killed and restarted (AOF)"
-CLIENTS = 8
-CLIENT_TIMEOUT = 10.0
 JOB = {"type": "track", "payload": {"ms": 1}, "max_retries": 10}
 
 
@@ -51,45 +53,6 @@ class Size:
 
 FAST = Size(restarts=1, run_s=2.0, down_s=2.5)
 FULL = Size(restarts=4, run_s=6.0, down_s=4.0)
-
-
-@dataclass
-class Sent:
-    started: float
-    done: float
-    status: int  # 0: transport error or client timeout
-    job_id: str | None = None
-    retry_after: str | None = None
-    error: str | None = None
-
-
-@dataclass
-class Load:
-    """CLIENTS concurrent producers posting jobs until stopped; every outcome kept."""
-
-    url: str
-    results: list[Sent] = field(default_factory=list)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def client(self) -> None:
-        async with httpx.AsyncClient(base_url=self.url, timeout=CLIENT_TIMEOUT) as http:
-            while not self.stop.is_set():
-                t0 = time.time()
-                try:
-                    r = await http.post("/jobs", json=JOB)
-                except httpx.HTTPError as exc:
-                    self.results.append(Sent(t0, time.time(), 0, error=repr(exc)))
-                    await asyncio.sleep(0.05)
-                    continue
-                job_id = r.json().get("job_id") if r.status_code == 202 else None
-                self.results.append(
-                    Sent(t0, time.time(), r.status_code, job_id, r.headers.get("retry-after"))
-                )
-                if r.status_code != 202:
-                    await asyncio.sleep(0.05)  # a client honouring 503 would wait Retry-After
-
-    def accepted(self) -> list[Sent]:
-        return [s for s in self.results if s.status == 202]
 
 
 async def inconsistent_ids(redis: aioredis.Redis, queue: Queue) -> list[str]:
@@ -111,22 +74,6 @@ def traced() -> Iterator[list[RedisServer]]:
     yield servers
     for server in servers:
         server.cleanup()
-
-
-def host_crash_exposure(
-    fsyncs: list[tuple[float, float]], kills: list[tuple[float, float]], acks: list[Sent]
-) -> tuple[float, int]:
-    """The worst window (ms) and the acknowledged jobs written after the last completed fsync
-    before each kill: what a power cut at that moment (not a process crash) would lose."""
-    worst, at_risk = 0.0, 0
-    for killed, _ in kills:
-        done = [start for start, end in fsyncs if end <= killed]
-        if not done:
-            continue
-        last = done[-1]
-        worst = max(worst, (killed - last) * 1000)
-        at_risk += sum(1 for s in acks if last < s.done <= killed)
-    return worst, at_risk
 
 
 @pytest.mark.parametrize("fsync", ["always", "everysec"])
@@ -153,7 +100,7 @@ async def test_redis_restarts_lose_no_acknowledged_job(
         for _ in range(2)
     ]
     pids = {w.name: w.pid for w in workers}
-    load = Load(api.url)
+    load = Load(api.url, JOB)
     kills: list[tuple[float, float]] = []  # (killed at, restart began at)
     outage_ready: list[int] = []
     after_restart: dict[str, int] = {}
