@@ -29,7 +29,6 @@ IMAGE_TAG: Final = "dev"
 LOCAL_REGISTRY: Final = "localhost"
 REDIS_IMAGE_NAME: Final = "redis"  # localhost/jobqueue-redis:dev
 REDIS_DOCKERFILE: Final = "demo/redis-image/Dockerfile"
-REDIS_UID: Final = 10001  # the pods' uid; the managed Redis volume must be writable by it
 
 # The two example JobQueues and how the demo tunes them (short timings, small pods).
 MANAGED_QUEUE: Final = "emails"  # examples/jobqueue-managed.yaml
@@ -38,7 +37,6 @@ EXTERNAL_REDIS_SECRET: Final = "redis-creds"  # noqa: S105 - a Secret's name
 EXTERNAL_REDIS_SECRET_KEY: Final = "url"  # noqa: S105 - a key name
 API_TOKEN_SECRET: Final = "reports-api-token"  # noqa: S105 - a Secret's name
 API_TOKEN_SECRET_KEY: Final = "token"  # noqa: S105 - a key name
-MANAGED_PV_NAME: Final = "jobqueue-demo-emails-redis"
 MANAGED_STORAGE: Final = "256Mi"
 
 # Autoscaling of the demo queues: short windows so a whole cycle takes well under a minute.

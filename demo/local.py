@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -489,15 +488,9 @@ class LocalDemo:
         )
         names = [d["metadata"]["name"] for d in docs if d["kind"] == "JobQueue"]
         with step(self.console, f"JobQueues {', '.join(names)} applied (examples/ + demo timings)"):
+            # The managed Redis' claim gets its volume from the node's default StorageClass
+            # (local-path); deleting the namespace deletes the claim and so the volume.
             apply(kube, [m.namespace_manifest()])
-            if self.with_node:
-                data = self.state_dir / "demo" / "pv" / c.MANAGED_QUEUE
-                if kube.kubectl("get", "pv", c.MANAGED_PV_NAME, check=False).returncode != 0:
-                    shutil.rmtree(data, ignore_errors=True)  # a fresh volume for a fresh claim
-                data.mkdir(parents=True, exist_ok=True)
-                os.chown(data, c.REDIS_UID, c.REDIS_UID)
-                data.chmod(0o770)
-                apply(kube, [m.managed_volume(data, node.NODE_NAME)])
             apply(kube, docs)
         return docs
 
@@ -667,13 +660,10 @@ class LocalDemo:
 
     def _teardown_cluster(self) -> None:
         assert self.plane is not None
-        try:
-            if self.with_node:
-                node.down(self.state_dir)
-            else:
-                self.plane.stop()
-        finally:
-            shutil.rmtree(self.state_dir / "demo" / "pv", ignore_errors=True)
+        if self.with_node:
+            node.down(self.state_dir)
+        else:
+            self.plane.stop()
 
     def _teardown_parts(self) -> None:
         assert self.plane is not None
@@ -681,7 +671,6 @@ class LocalDemo:
         kube.kubectl(
             "delete", "namespace", c.NAMESPACE, "--wait=true", "--timeout=120s", check=False
         )
-        kube.kubectl("delete", "pv", c.MANAGED_PV_NAME, "--ignore-not-found", check=False)
         try:
             helm(kube, "uninstall", c.RELEASE, "--namespace", c.OPERATOR_NAMESPACE, "--wait")
         except DemoError as exc:  # e.g. set-up failed before the install
@@ -692,7 +681,6 @@ class LocalDemo:
         for name in [r.name for r in self.plane.procs.records()]:
             if name.startswith("demo-"):
                 self.plane.procs.stop(name)
-        shutil.rmtree(self.state_dir / "demo" / "pv", ignore_errors=True)
 
     def _left_running(self) -> list[str]:
         """The demo's own processes still alive (all of them if it started the cluster)."""

@@ -121,52 +121,6 @@ def namespace_manifest(namespace: str = c.NAMESPACE) -> Manifest:
     }
 
 
-def managed_volume(
-    path: Path,
-    node_name: str,
-    namespace: str = c.NAMESPACE,
-    *,
-    jobqueue: str = c.MANAGED_QUEUE,
-    name: str = c.MANAGED_PV_NAME,
-    storage: str = c.MANAGED_STORAGE,
-    part_of: str = "demo",
-) -> Manifest:
-    """A local PersistentVolume for the managed Redis' claim of JobQueue ``jobqueue`` (this
-    cluster has no provisioner); the e2e tests use it too.
-
-    Pre-bound (claimRef) to the claim the StatefulSet makes, so nothing else takes it.
-    """
-    claim = f"data-{jobqueue}-redis-0"
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": part_of}},
-        "spec": {
-            "capacity": {"storage": storage},
-            "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": "",
-            "claimRef": {"namespace": namespace, "name": claim},
-            "local": {"path": str(path)},
-            "nodeAffinity": {
-                "required": {
-                    "nodeSelectorTerms": [
-                        {
-                            "matchExpressions": [
-                                {
-                                    "key": "kubernetes.io/hostname",
-                                    "operator": "In",
-                                    "values": [node_name],
-                                }
-                            ]
-                        }
-                    ]
-                }
-            },
-        },
-    }
-
-
 def api_token(docs: Sequence[Manifest]) -> str | None:
     """The bearer token the Secret example's API requires (from its Secret), if any."""
     for doc in docs:

@@ -15,7 +15,6 @@ PersistentVolume (this cluster has no provisioner).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from demo.manifests import managed_volume
 from tests.cluster import binaries, images, node
 from tests.cluster.controlplane import REPO_ROOT, Kube
 from tests.e2e.helpers import (
@@ -49,7 +47,6 @@ LABELS = "app.kubernetes.io/name=jobqueue,app.kubernetes.io/instance=" + NAME
 API = f"{LABELS},app.kubernetes.io/component=api"
 WORKERS = f"{LABELS},app.kubernetes.io/component=worker"
 REDIS_POD = f"{LABELS},app.kubernetes.io/component=redis"
-REDIS_UID = 10001
 STORAGE = "256Mi"
 #: Connect timeout of one probe: a refused (REJECT) or dropped connection fails within it.
 CONNECT_TIMEOUT = 3.0
@@ -119,11 +116,9 @@ def _probe_pod(namespace: str, name: str, labels: dict[str, str]) -> dict[str, A
 
 
 @pytest.fixture(scope="module")
-def setup(
-    node_cluster: node.NodeCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Setup]:
+def setup(node_cluster: node.NodeCluster) -> Iterator[Setup]:
     """Redis image imported; the operator installed with its chart (watching our namespace);
-    a local volume; probe pods in our namespace (unlabelled) and in another one."""
+    probe pods in our namespace (unlabelled) and in another one."""
     kube = node_cluster.kube
     assert node.network_policy_enabled(), (
         f"{node.NETWORK_POLICY_ENV}=0: the node enforces no NetworkPolicy, nothing to test"
@@ -133,10 +128,6 @@ def setup(
     other = restricted_namespace(kube, "np-other")
     op_ns = restricted_namespace(kube, "np-op")
     release = f"np-{uuid.uuid4().hex[:6]}"
-    pv_name = f"{ns}-redis"
-    data = tmp_path_factory.mktemp("redis-data")
-    os.chown(data, REDIS_UID, REDIS_UID)
-    data.chmod(0o770)
     # The CRD may be there from another test or the demo's release: take it over from crds/.
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     kube.kubectl("wait", "--for=condition=Established", "crd/jobqueues.jobqueue.io",
@@ -170,15 +161,6 @@ def setup(
         )  # fmt: skip
         apply(
             kube,
-            managed_volume(
-                data,
-                node.NODE_NAME,
-                ns,
-                jobqueue=NAME,
-                name=pv_name,
-                storage=STORAGE,
-                part_of="e2e",
-            ),
             _probe_pod(ns, "stranger", {"role": "probe"}),
             _probe_pod(other, "outsider", {"role": "probe"}),
         )
@@ -193,7 +175,6 @@ def setup(
         for namespace in (ns, other, op_ns):
             kube.kubectl("wait", "--for=delete", f"namespace/{namespace}", "--timeout=120s",
                          check=False)  # fmt: skip
-        kube.kubectl("delete", "pv", pv_name, "--wait=false", check=False)
 
 
 def _jobqueue(namespace: str, *, enabled: bool, allow: list[str]) -> dict[str, Any]:

@@ -160,12 +160,6 @@ def test_merge_is_deep_and_replaces_lists() -> None:
     }
 
 
-def test_managed_volume_is_prebound_to_the_statefulset_claim() -> None:
-    pv = m.managed_volume(c.REPO / "x", "jq-node")
-    assert pv["spec"]["claimRef"] == {"namespace": c.NAMESPACE, "name": "data-emails-redis-0"}
-    assert pv["spec"]["storageClassName"] == ""
-
-
 def test_managed_redis_url_escapes_the_password() -> None:
     assert m.managed_redis_url("a/b@c") == (
         f"redis://:a%2Fb%40c@{c.MANAGED_QUEUE}-redis.{c.NAMESPACE}.svc:6379/1"
