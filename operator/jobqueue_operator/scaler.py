@@ -745,15 +745,15 @@ class KubernetesReporter:
             obj: dict[str, Any] = raw if isinstance(raw, dict) else {}
             meta = obj.get("metadata", {})
             self.uid = self.uid or meta.get("uid")
-            existing = (obj.get("status") or {}).get("conditions") or []
+            current = obj.get("status") or {}
+            existing = current.get("conditions") or []
+            fields = status.fields()
+            conditions = merge_conditions(existing, status.conditions, rfc3339(self._wall()))
+            if conditions == existing and all(current.get(k) == v for k, v in fields.items()):
+                return  # already there (a restarted autoscaler's first report): no write
             body = {
                 "metadata": {"resourceVersion": meta.get("resourceVersion")},
-                "status": {
-                    **status.fields(),
-                    "conditions": merge_conditions(
-                        existing, status.conditions, rfc3339(self._wall())
-                    ),
-                },
+                "status": {**fields, "conditions": conditions},
             }
             try:
                 await asyncio.to_thread(

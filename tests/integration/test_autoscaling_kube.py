@@ -326,6 +326,14 @@ async def test_reporter_merges_its_conditions_and_posts_events(
     assert by_type["Scaling"]["reason"] == "ScaledUp"
     transition = by_type["RedisReachable"]["lastTransitionTime"]
 
+    # the same status again (a restarted autoscaler's first report): read, nothing written
+    await KubernetesReporter(
+        api, ns, "t1", group="scalertest.jobqueue.io", version="v1", plural="scaledthings",
+        kind="ScaledThing",
+    ).report(status)  # fmt: skip
+    again = kube.kubectl_json("get", "scaledthing.scalertest.jobqueue.io", "t1", "-n", ns)
+    assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+
     await reporter.report(
         ScalerStatus(
             queue=None,
