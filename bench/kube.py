@@ -75,6 +75,10 @@ def cluster() -> Iterator[Cluster]:
             "batch",
             "--audit-log-batch-max-wait",
             "1s",
+            # One Service per JobQueue API: room for the operator bench's 5,000 (the default
+            # /24 of the test clusters fills at ~250).
+            "--service-cluster-ip-range",
+            "10.0.0.0/16",
         ),
     )
     kube = cp.start()

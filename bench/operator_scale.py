@@ -18,6 +18,7 @@ reachable.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -35,6 +36,7 @@ from bench.constants import (
     OPERATOR_QUEUES_QUICK,
     OPERATOR_READY_TIMEOUT_S,
     OPERATOR_RESTART_WINDOW_S,
+    RESULTS_JSON,
 )
 
 log = logging.getLogger(__name__)
@@ -211,12 +213,24 @@ def idle_windows(ctx: Ctx, count: int) -> list[float]:
     return [given[0] if given else default] * count
 
 
+def earlier_rows() -> list[dict[str, Any]]:
+    """The rows results.json holds (a run replaces only the sizes it measures, so a curve can
+    be taken size by size; each row carries its date)."""
+    if not RESULTS_JSON.exists():
+        return []
+    section = json.loads(RESULTS_JSON.read_text()).get("sections", {}).get("operator") or {}
+    return list((section.get("data") or {}).get("rows") or [])
+
+
 def run(ctx: Ctx) -> dict[str, Any]:
-    rows = []
     ns = sizes(ctx)
+    rows = [r for r in earlier_rows() if r.get("queues") not in ns]
     for n, idle_s in zip(ns, idle_windows(ctx, len(ns)), strict=True):
         with kube.cluster() as c:  # a fresh control plane per size
-            rows.append(measure(c, n, idle_s, ctx))
+            row = measure(c, n, idle_s, ctx)
+        row["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        rows.append(row)
+    rows.sort(key=lambda r: int(r["queues"]))
     method = [
         "N JobQueues applied with one `kubectl apply --server-side` on the benchmarks' own "
         "control plane (etcd, kube-apiserver, kube-controller-manager; no node), each as a "
