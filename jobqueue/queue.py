@@ -400,7 +400,7 @@ class Queue:
     async def cancel(self, job_id: str, *, running: bool = False) -> bool:
         """Cancel a waiting job (queued, delayed or awaiting a retry) or, with ``running``,
         a running one too: its lease is dropped and its worker told on the control channel
-        (``listen_control``). False when nothing changed (finished or unknown job)."""
+        (``cancelled_jobs``). False when nothing changed (finished or unknown job)."""
         reply = await self._run(self._s["cancel"], (job_id, self._ttl_ms, 1 if running else 0))
         return bool(reply in (1, 2))
 
