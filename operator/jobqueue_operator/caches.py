@@ -37,7 +37,7 @@ _STATUS_KEPT = ("replicas", "readyReplicas")
 
 def _replicas_managers(meta: Mapping[str, Any]) -> list[JSON]:
     """The managedFields entries that own spec.replicas by server-side apply, reduced to that:
-    what the replica hand-over (scaler.replicas_handover_needed) and the autoscaler's adoption
+    what the replica hand-over (adapters.replicas_handover_needed) and the autoscaler's adoption
     check read."""
     out: list[JSON] = []
     for entry in meta.get("managedFields") or []:

@@ -35,13 +35,14 @@ import jobqueue
 from jobqueue import AnyRedis, JobSpec, Priority, Queue
 from jobqueue_operator import caches, metrics, redisops, schedules
 from jobqueue_operator import constants as c
+from jobqueue_operator.adapters import ReplicaCache, ReplicaEntry, replica_entry
+from jobqueue_operator.autoscaler import run_scaler
 from jobqueue_operator.builders import Images, child_name, pool_component
 from jobqueue_operator.kube import Kube, KubeError, load_api_client
 from jobqueue_operator.kubetypes import JSON, JobQueueRef
 from jobqueue_operator.ports import PUBSUB_READ_TIMEOUT, ScalerConfig
 from jobqueue_operator.reconcile import EventType, Reconciler, RetryLater
 from jobqueue_operator.redishub import RedisHub
-from jobqueue_operator.scaler import ReplicaCache, ReplicaEntry, replica_entry, run_scaler
 from jobqueue_operator.settings import OperatorSettings, get_settings
 from jobqueue_operator.sources import CLIENT_OPTIONS
 from jobqueue_operator.spec import JobQueueSpec, QueueSpec, ScheduleSpec, SpecError, parse_spec

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from jobqueue_operator import builders, diffing, metrics, redisops, scaler
+from jobqueue_operator import adapters, builders, diffing, metrics, redisops
 from jobqueue_operator import constants as c
 from jobqueue_operator.builders import Images, OperatorPeer, SecretMaterial
 from jobqueue_operator.caches import Views
@@ -222,8 +222,8 @@ class Reconciler:
         """Before an apply that stops sending the worker's spec.replicas (autoscaling was just
         switched on), let the autoscaler co-own the field at its live value: server-side apply
         would otherwise reset it to 1 and restart every worker but one."""
-        if live is not None and scaler.replicas_handover_needed(manifest, live):
-            target = scaler.KubernetesScaleTarget(
+        if live is not None and adapters.replicas_handover_needed(manifest, live):
+            target = adapters.KubernetesScaleTarget(
                 self.kube.api_client, live["metadata"]["namespace"], live["metadata"]["name"]
             )
             await target.adopt(int(live["spec"]["replicas"]))

@@ -1,8 +1,9 @@
 """The autoscaling loop of one JobQueue: read the queue, decide, scale the workers, report.
 
 One :class:`Scaler` runs per JobQueue with autoscaling enabled (a kopf daemon starts it via
-:func:`run_scaler`). Its I/O goes through three narrow ports, KEDA style, so the loop is tested
-alone with in-memory fakes:
+``autoscaler.run_scaler``). Its I/O goes through three narrow ports (ports.py), KEDA style, so
+the loop is tested alone with in-memory fakes; the real ones are sources.py's (Redis) and
+adapters.py's (Kubernetes):
 
 * :class:`MetricsSource` reads the queue (``stats()`` + ``workers()`` concurrently, one round
   trip of latency) and subscribes to the queue's enqueue notifications;
@@ -32,21 +33,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
-import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from jobqueue import backoff_delay
 from jobqueue_operator import constants as c
 from jobqueue_operator import metrics
+from jobqueue_operator.adapters import describe_error, rfc3339
 from jobqueue_operator.autoscaling import (
-    POD_DELETION_COST_ANNOTATION,
     Decision,
     Reason,
     Recommendation,
@@ -54,12 +52,9 @@ from jobqueue_operator.autoscaling import (
     WorkerHeartbeat,
     count_busy,
     decide,
-    deletion_cost_changes,
     last_active,
-    pod_deletion_costs,
     remember,
 )
-from jobqueue_operator.builders import child_name
 from jobqueue_operator.ports import (
     REDIS_TIMEOUT,
     Condition,
@@ -70,13 +65,7 @@ from jobqueue_operator.ports import (
     ScalerConfig,
     ScalerStatus,
     ScaleTarget,
-    StopFlag,
 )
-from jobqueue_operator.redishub import RedisHub
-from jobqueue_operator.redisops import describe, redact
-from jobqueue_operator.sources import open_source
-from jobqueue_operator.spec import QueueSpec
-from jobqueue_operator.status import merge_conditions
 
 log = logging.getLogger(__name__)
 
@@ -86,40 +75,6 @@ STATUS_MIN_INTERVAL = 5.0  # queue numbers alone are written at most this often
 RECONNECT_BACKOFF_INITIAL = 0.2
 RECONNECT_BACKOFF_MAX = 10.0
 KUBERNETES_ERROR_RETRY = 2.0  # a failed Kubernetes call is retried this soon
-KUBERNETES_REQUEST_TIMEOUT = (5.0, 10.0)  # connect, read
-FIELD_MANAGER = "jobqueue-autoscaler"  # not the reconcile's: it owns spec.replicas alone
-MERGE_PATCH = "application/merge-patch+json"  # the client would pick json-patch for a dict
-APPLY_PATCH = "application/apply-patch+yaml"
-STATUS_CONFLICT_RETRIES = 5
-
-
-# ---------------------------------------------------------------------------------------------
-# Pure helpers
-
-
-def describe_error(error: BaseException, *secrets: str) -> str:
-    """A one-line, password-free description of an exception: ``Type: message``, or for a
-    Kubernetes API error ``HTTP <code> <reason>: <the Status message>`` (no header dump)."""
-    if isinstance(getattr(error, "status", None), int) and hasattr(error, "body"):
-        return redact(_api_error(error), secrets)
-    return describe(error, secrets)
-
-
-def _api_error(exc: BaseException) -> str:
-    """A short description of a Kubernetes client error (the Status message, not headers)."""
-    status = getattr(exc, "status", None)
-    body = getattr(exc, "body", None)
-    message = ""
-    if isinstance(body, str | bytes):
-        with contextlib.suppress(ValueError):
-            parsed = json.loads(body)
-            if isinstance(parsed, dict):
-                message = str(parsed.get("message", ""))
-    return f"HTTP {status} {getattr(exc, 'reason', '') or ''}: {message}".rstrip(": ")
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,441 +440,3 @@ class Scaler:
                 describe_error(exc, *self.secrets),
                 extra={"jobqueue": self.name},
             )
-
-
-# ---------------------------------------------------------------------------------------------
-# Concrete ports: Redis (the jobqueue protocol) and Kubernetes (the client, in threads)
-
-
-def replicas_handover_needed(
-    desired: Mapping[str, Any], live: Mapping[str, Any] | None, manager: str = c.FIELD_MANAGER
-) -> bool:
-    """True when applying ``desired`` (a Deployment without spec.replicas, autoscaling on)
-    would reset the live replicas to the default of 1.
-
-    Server-side apply removes a field that the applier owned alone and no longer sends. That
-    happens once, when autoscaling is switched on for a JobQueue whose reconcile used to apply
-    ``worker.replicas``. Before such an apply, the autoscaler takes the field over at its live
-    value (``KubernetesScaleTarget(...).adopt(live_replicas)``), which keeps it.
-    """
-    if live is None or "replicas" in (desired.get("spec") or {}):
-        return False
-    return owns_replicas((live.get("metadata") or {}).get("managedFields") or [], manager)
-
-
-def _is_status(exc: BaseException, *codes: int) -> bool:
-    return getattr(exc, "status", None) in codes
-
-
-ReplicaEntry = tuple[int | None, bool]  # spec.replicas, and whether the autoscaler applies it
-
-
-def replica_entry(spec: Mapping[str, Any], meta: Mapping[str, Any]) -> ReplicaEntry:
-    """What :class:`ReplicaCache` keeps of one Deployment as a watch delivers it."""
-    replicas = spec.get("replicas")
-    count = replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None
-    return count, owns_replicas(meta.get("managedFields") or (), FIELD_MANAGER)
-
-
-class ReplicaCache:
-    """spec.replicas of Deployments as a watch last delivered them, keyed by namespace and name,
-    and whether the autoscaler's field manager already applies that field.
-
-    The operator already watches every Deployment it manages (kopf, to repair drift); its
-    ``replicas`` index (:func:`replica_entry` per Deployment, filled before any handler or
-    daemon runs, entries dropped on delete) is attached here, so the scalers' polls need no GET
-    of the scale subresource, and a restarted autoscaler takes over spec.replicas (``adopt``)
-    only where it does not own it yet. Without an index, :meth:`observe` feeds it. A
-    Deployment it does not know (deleted, not created yet) is read from the API. Only touched
-    from the event loop's thread.
-    """
-
-    def __init__(self, index: Mapping[tuple[str, str], Iterable[ReplicaEntry]] | None = None):
-        self.index = index
-        self._entries: dict[tuple[str, str], ReplicaEntry] = {}
-
-    def observe(
-        self,
-        namespace: str,
-        name: str,
-        replicas: int | None,
-        managed_fields: Sequence[Mapping[str, Any]] = (),
-    ) -> None:
-        """Record what a watch event says; ``replicas`` None: the Deployment was deleted."""
-        if replicas is None:
-            self._entries.pop((namespace, name), None)
-        else:
-            self._entries[(namespace, name)] = (
-                replicas,
-                owns_replicas(managed_fields, FIELD_MANAGER),
-            )
-
-    def _entry(self, namespace: str, name: str) -> ReplicaEntry | None:
-        if self.index is not None:
-            return next(iter(self.index.get((namespace, name), ())), None)
-        return self._entries.get((namespace, name))
-
-    def get(self, namespace: str, name: str) -> int | None:
-        """The last count seen, or None if unknown."""
-        entry = self._entry(namespace, name)
-        return None if entry is None else entry[0]
-
-    def adopted(self, namespace: str, name: str, replicas: int) -> bool:
-        """True when the autoscaler already applies spec.replicas, at ``replicas``."""
-        entry = self._entry(namespace, name)
-        return entry is not None and entry == (replicas, True)
-
-
-def owns_replicas(managed_fields: Sequence[Mapping[str, Any]], manager: str) -> bool:
-    """Whether ``manager`` applies (server-side apply) a Deployment's spec.replicas."""
-    for entry in managed_fields:
-        if entry.get("manager") != manager or entry.get("operation") != "Apply":
-            continue
-        if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {}):
-            return True
-    return False
-
-
-class KubernetesScaleTarget:
-    """The worker Deployment through the scale subresource; pods annotated for idle-first."""
-
-    def __init__(
-        self,
-        api_client: Any,
-        namespace: str,
-        deployment: str,
-        *,
-        cache: ReplicaCache | None = None,
-    ) -> None:
-        from kubernetes import client
-
-        self._apps = client.AppsV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
-        self.namespace = namespace
-        self.deployment = deployment
-        self._cache = cache
-
-    async def replicas(self, *, cached: bool = False) -> int | None:
-        if cached and self._cache is not None:
-            known = self._cache.get(self.namespace, self.deployment)
-            if known is not None:
-                return known
-        try:
-            scale = await asyncio.to_thread(
-                self._apps.read_namespaced_deployment_scale,
-                self.deployment,
-                self.namespace,
-                _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-            )
-        except Exception as exc:
-            if _is_status(exc, 404):
-                return None
-            raise
-        spec = getattr(scale, "spec", None)
-        return int(getattr(spec, "replicas", 0) or 0)
-
-    async def scale(self, replicas: int) -> None:
-        await asyncio.to_thread(
-            self._apps.patch_namespaced_deployment_scale,
-            self.deployment,
-            self.namespace,
-            {"spec": {"replicas": replicas}},
-            field_manager=FIELD_MANAGER,
-            _content_type=MERGE_PATCH,
-            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-        )
-
-    async def adopt(self, replicas: int) -> None:
-        """Apply spec.replicas as the autoscaler's field manager (no request when the watch
-        shows it already does, at that count: a restarted operator writes nothing)."""
-        if self._cache is not None and self._cache.adopted(
-            self.namespace, self.deployment, replicas
-        ):
-            return
-        body = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": self.deployment, "namespace": self.namespace},
-            "spec": {"replicas": replicas},
-        }
-        await asyncio.to_thread(
-            self._apps.patch_namespaced_deployment,
-            self.deployment,
-            self.namespace,
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type=APPLY_PATCH,
-            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-        )
-
-    async def prefer_idle(self, workers: Sequence[WorkerHeartbeat]) -> None:
-        deployment = await asyncio.to_thread(
-            self._apps.read_namespaced_deployment,
-            self.deployment,
-            self.namespace,
-            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-        )
-        labels = deployment.spec.selector.match_labels or {}
-        if not labels:
-            raise ValueError(f"Deployment {self.deployment} has no matchLabels selector")
-        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        pods = await asyncio.to_thread(
-            self._core.list_namespaced_pod,
-            self.namespace,
-            label_selector=selector,
-            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-        )
-        current: dict[str, str | None] = {}
-        for pod in pods.items:
-            meta = pod.metadata
-            if meta is None or meta.name is None or meta.deletion_timestamp is not None:
-                continue
-            current[meta.name] = (meta.annotations or {}).get(POD_DELETION_COST_ANNOTATION)
-        changes = deletion_cost_changes(current, pod_deletion_costs(current, workers))
-        # every pod gets its try; the first failure is raised once all are done
-        results = await asyncio.gather(
-            *(self._annotate(pod, cost) for pod, cost in changes.items()), return_exceptions=True
-        )
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            raise failed[0]
-
-    async def _annotate(self, pod: str, cost: int) -> None:
-        try:
-            await asyncio.to_thread(
-                self._core.patch_namespaced_pod,
-                pod,
-                self.namespace,
-                {"metadata": {"annotations": {POD_DELETION_COST_ANNOTATION: str(cost)}}},
-                field_manager=FIELD_MANAGER,
-                _content_type=MERGE_PATCH,
-                _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-            )
-        except Exception as exc:
-            if not _is_status(exc, 404):  # a pod that went away needs no cost
-                raise
-
-
-class KubernetesReporter:
-    """Writes the scaler's status fields on the JobQueue and posts core/v1 Events.
-
-    Status goes through the status subresource as a JSON merge patch carrying the object's
-    resourceVersion (optimistic concurrency): conditions are a list, which a merge patch
-    replaces whole, so the scaler re-reads, merges its two condition types into the others
-    (:func:`merge_conditions`) and retries on a 409 instead of overwriting the reconcile's.
-    """
-
-    def __init__(
-        self,
-        api_client: Any,
-        namespace: str,
-        name: str,
-        *,
-        uid: str | None = None,
-        group: str = c.GROUP,
-        version: str = c.VERSION,
-        plural: str = c.PLURAL,
-        kind: str = c.KIND,
-        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        from kubernetes import client
-
-        self._custom = client.CustomObjectsApi(api_client)
-        self._core = client.CoreV1Api(api_client)
-        self.namespace, self.name, self.uid = namespace, name, uid
-        self._group, self._version, self._plural, self._kind = group, version, plural, kind
-        self._wall = wall
-
-    async def report(self, status: ScalerStatus) -> None:
-        for attempt in range(STATUS_CONFLICT_RETRIES):
-            raw = await asyncio.to_thread(
-                self._custom.get_namespaced_custom_object_status,
-                self._group,
-                self._version,
-                self.namespace,
-                self._plural,
-                self.name,
-                _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-            )
-            obj: dict[str, Any] = raw if isinstance(raw, dict) else {}
-            meta = obj.get("metadata", {})
-            self.uid = self.uid or meta.get("uid")
-            current = obj.get("status") or {}
-            existing = current.get("conditions") or []
-            fields = status.fields()
-            conditions = merge_conditions(existing, status.conditions, rfc3339(self._wall()))
-            if conditions == existing and all(current.get(k) == v for k, v in fields.items()):
-                return  # already there (a restarted autoscaler's first report): no write
-            body = {
-                "metadata": {"resourceVersion": meta.get("resourceVersion")},
-                "status": {**fields, "conditions": conditions},
-            }
-            try:
-                await asyncio.to_thread(
-                    self._custom.patch_namespaced_custom_object_status,
-                    self._group,
-                    self._version,
-                    self.namespace,
-                    self._plural,
-                    self.name,
-                    body,
-                    field_manager=FIELD_MANAGER,
-                    _content_type=MERGE_PATCH,
-                    _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-                )
-                return
-            except Exception as exc:
-                if not _is_status(exc, 409) or attempt == STATUS_CONFLICT_RETRIES - 1:
-                    raise
-
-    async def patch_status(self, fields: Mapping[str, Any]) -> None:
-        """A JSON merge patch of some status fields (no resourceVersion: for map entries only
-        this writer sets)."""
-        await asyncio.to_thread(
-            self._custom.patch_namespaced_custom_object_status,
-            self._group,
-            self._version,
-            self.namespace,
-            self._plural,
-            self.name,
-            {"status": dict(fields)},
-            field_manager=FIELD_MANAGER,
-            _content_type=MERGE_PATCH,
-            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-        )
-
-    async def event(self, type_: EventType, reason: str, message: str) -> None:
-        from kubernetes import client
-
-        now = rfc3339(self._wall())
-        involved: dict[str, Any] = {
-            "apiVersion": f"{self._group}/{self._version}",
-            "kind": self._kind,
-            "name": self.name,
-            "namespace": self.namespace,
-        }
-        if self.uid:
-            involved["uid"] = self.uid
-        body = client.CoreV1Event.from_dict(
-            {
-                "metadata": {"generateName": f"{self.name}.", "namespace": self.namespace},
-                "involvedObject": involved,
-                "type": type_,
-                "reason": reason,
-                "message": message[: c.EVENT_MESSAGE_LIMIT],
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "count": 1,
-                "source": {"component": c.EVENT_COMPONENT},
-                "reportingComponent": c.EVENT_COMPONENT,
-                "reportingInstance": socket.gethostname(),
-            }
-        )
-        assert body is not None
-        await asyncio.to_thread(
-            self._core.create_namespaced_event,
-            self.namespace,
-            body,
-            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-        )
-
-
-class PoolReporter:
-    """The reporter of one pool of ``spec.workers``: its numbers and Scaling reason go into
-    ``status.poolScaling.<pool>`` (a JSON merge patch of one map key, so neither the other
-    pools' entries nor anyone's conditions are touched); its Events name the pool. The
-    JobQueue's own Scaling and RedisReachable conditions stay the default pool's."""
-
-    def __init__(self, inner: KubernetesReporter, pool: str) -> None:
-        self._inner = inner
-        self.pool = pool
-
-    async def report(self, status: ScalerStatus) -> None:
-        entry: dict[str, Any] = dict(status.fields())
-        for cond in status.conditions:
-            if cond.type == c.CONDITION_SCALING:  # RedisUnreachable is one of its reasons
-                entry |= {"reason": cond.reason, "message": cond.message}
-        await self._inner.patch_status({"poolScaling": {self.pool: entry}})
-
-    async def event(self, type_: EventType, reason: str, message: str) -> None:
-        await self._inner.event(type_, reason, f"pool {self.pool}: {message}")
-
-
-# ---------------------------------------------------------------------------------------------
-# The entry point for the operator's kopf daemon
-
-
-async def run_scaler(
-    *,
-    namespace: str,
-    name: str,
-    queue_name: str,
-    redis_url: str,
-    config: ScalerConfig | Callable[[], ScalerConfig],
-    deployment: str | None = None,
-    api_client: Any = None,
-    reporter: Reporter | None = None,
-    uid: str | None = None,
-    stopped: StopFlag | None = None,
-    pool: str | None = None,
-    replicas_cache: ReplicaCache | None = None,
-    queue: QueueSpec | None = None,
-    allow_config: bool = False,
-    hub: RedisHub | None = None,
-) -> None:
-    """Run the autoscaler of JobQueue ``namespace/name`` until ``stopped`` or cancelled.
-
-    ``config`` may be a callable (e.g. reading kopf's live ``spec``) so edits of the
-    autoscaling block apply from the next evaluation. ``api_client`` is a configured
-    ``kubernetes.client.ApiClient`` (default: one on the default configuration). The worker
-    Deployment defaults to ``<name>-worker``. ``pool``: the name of a pool of ``spec.workers``
-    (its status goes to ``status.poolScaling.<pool>``, see :class:`PoolReporter`).
-    ``replicas_cache``: where a watch keeps the Deployments' replica counts (polls read it).
-    ``queue``: the pool's queue format (default: ``queue_name`` in our protocol); a foreign
-    format is read where that library keeps it (``allow_config``: ``spec.redis.allowConfig``).
-    ``hub``: the shared clients and subscriptions per Redis endpoint (our protocol's queues).
-    """
-    from kubernetes import client
-
-    api = api_client if api_client is not None else client.ApiClient()
-    get_config = config if callable(config) else (lambda: config)
-    scaler = Scaler(
-        metrics=open_source(
-            redis_url, queue or QueueSpec(), queue_name, allow_config=allow_config, hub=hub
-        ),
-        target=KubernetesScaleTarget(
-            api,
-            namespace,
-            deployment or child_name(name, c.COMPONENT_WORKER),
-            cache=replicas_cache,
-        ),
-        reporter=reporter or _reporter(api, namespace, name, uid, pool),
-        config=get_config,
-        secrets=(redis_url,),  # the URL and its secret parts
-        name=f"{namespace}/{name}" + (f"/{pool}" if pool else ""),
-        series=(namespace, name, pool or c.DEFAULT_POOL, queue_name),
-    )
-    await run_until_stopped(scaler.run(), stopped)
-
-
-def _reporter(api: Any, namespace: str, name: str, uid: str | None, pool: str | None) -> Reporter:
-    reporter = KubernetesReporter(api, namespace, name, uid=uid)
-    return reporter if pool is None else PoolReporter(reporter, pool)
-
-
-async def run_until_stopped(main: Awaitable[None], stopped: StopFlag | None) -> None:
-    """Await ``main`` until it ends or ``stopped`` is set; then cancel it and wait for it."""
-    task = asyncio.ensure_future(main)
-    if stopped is None:
-        await task
-        return
-    stop = asyncio.ensure_future(stopped.wait())
-    try:
-        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for pending in (task, stop):
-            pending.cancel()
-        await asyncio.gather(task, stop, return_exceptions=True)
-    if not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]

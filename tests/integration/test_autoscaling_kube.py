@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from jobqueue_operator.autoscaling import POD_DELETION_COST_ANNOTATION, AutoscalingSpec
-from jobqueue_operator.ports import Condition, QueueSnapshot, ScalerConfig, ScalerStatus
-from jobqueue_operator.scaler import (
+from jobqueue_operator.adapters import (
     FIELD_MANAGER,
     KubernetesReporter,
     KubernetesScaleTarget,
-    Scaler,
     replicas_handover_needed,
 )
+from jobqueue_operator.autoscaling import POD_DELETION_COST_ANNOTATION, AutoscalingSpec
+from jobqueue_operator.ports import Condition, QueueSnapshot, ScalerConfig, ScalerStatus
+from jobqueue_operator.scaler import Scaler
 from jobqueue_operator.sources import RedisMetricsSource
 from kubernetes import client
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobqueue_operator import caches, diffing, handlers
-from jobqueue_operator.scaler import replicas_handover_needed
+from jobqueue_operator.adapters import replicas_handover_needed
 
 OWNER = {
     "apiVersion": "jobqueue.io/v1alpha1",

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from jobqueue_operator import constants as c
 from jobqueue_operator import handlers, redisops
-from jobqueue_operator.scaler import ReplicaCache
+from jobqueue_operator.adapters import ReplicaCache
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 

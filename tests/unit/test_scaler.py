@@ -12,19 +12,19 @@ from typing import Any
 import pytest
 from jobqueue_operator import ports
 from jobqueue_operator import scaler as scaler_mod
-from jobqueue_operator.autoscaling import AutoscalingSpec, Reason, WorkerHeartbeat
-from jobqueue_operator.ports import Condition, EventType, QueueSnapshot, ScalerConfig, ScalerStatus
-from jobqueue_operator.scaler import (
+from jobqueue_operator.adapters import (
     KubernetesScaleTarget,
     ReplicaCache,
-    Scaler,
     describe_error,
-    merge_conditions,
-    redact,
     replicas_handover_needed,
-    run_until_stopped,
 )
+from jobqueue_operator.autoscaler import run_until_stopped
+from jobqueue_operator.autoscaling import AutoscalingSpec, Reason, WorkerHeartbeat
+from jobqueue_operator.ports import Condition, EventType, QueueSnapshot, ScalerConfig, ScalerStatus
+from jobqueue_operator.redisops import redact
+from jobqueue_operator.scaler import Scaler
 from jobqueue_operator.sources import RedisMetricsSource
+from jobqueue_operator.status import merge_conditions
 
 PASSWORD = "s3cr3t-pw"
 
