@@ -14,6 +14,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from jobqueue import FailOutcome, JobSpec, JobStatus, Priority, Queue, connect_cluster
+from jobqueue.browse import ListState
 from tests.cluster.redis_server import RedisServer, free_port
 
 CLUSTER_ARGS = (
@@ -160,6 +161,32 @@ async def _full_life_cycle(q: Queue) -> None:
     stats = await q.stats()
     assert (stats.ready, stats.in_flight, stats.delayed, stats.dead) == (0, 0, 0, 0)
     assert stats.completed_total == 3
+
+    # listing by state; a running job cancelled, its worker told over the slot owner's pub/sub
+    done = await q.list_jobs(ListState.COMPLETED, limit=10)
+    assert high.id in [j.id for j in done.jobs] and done.cursor is None
+    heard: asyncio.Queue[str] = asyncio.Queue()
+
+    async def listen() -> None:
+        async for job_id in q.cancelled_jobs():
+            await heard.put(job_id)
+
+    listener = asyncio.create_task(listen())
+    try:
+        for _ in range(20):  # until the listener's subscription is in place
+            await q.enqueue(JobSpec("t", "run"))
+            [running] = await q.claim("w5")
+            assert [j.id for j in (await q.list_jobs(ListState.RUNNING)).jobs] == [running.id]
+            assert await q.cancel(running.id, running=True)
+            try:
+                assert await asyncio.wait_for(heard.get(), 0.5) == running.id
+                break
+            except TimeoutError:
+                continue
+        else:
+            raise AssertionError("the cancel never reached the listener")
+    finally:
+        listener.cancel()
 
     # idle worker wake-up over pub/sub on the node that owns the queue's slot
     waiter = asyncio.create_task(q.wait_for_jobs(30))
