@@ -287,6 +287,28 @@ def test_server_side_dry_run_accepts_the_rendered_chart(
         assert any(doc["metadata"]["name"] in line for line in applied), doc["metadata"]
 
 
+MONITORING_KINDS = ("ConfigMap", "PodMonitor", "PrometheusRule", "ServiceMonitor")
+
+
+def test_server_side_dry_run_accepts_the_monitoring_objects(
+    kube: Kube, tmp_path: Path, namespaces: list[str]
+) -> None:
+    """With prometheus-operator's CRDs installed, the API server (their schemas and their CEL
+    rules, which kubeconform does not run) accepts the chart's monitoring objects."""
+    crds = binaries.prometheus_operator_crds()
+    for crd in crds:
+        kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    names = [f"crd/{yaml.safe_load(crd.read_text())['metadata']['name']}" for crd in crds]
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+    rendered = render(tmp_path, VALUE_SETS["monitoring"], namespace=namespaces[0])
+    docs = [d for d in documents(rendered) if d["kind"] in MONITORING_KINDS]
+    assert sorted(d["kind"] for d in docs) == list(MONITORING_KINDS)
+    proc = kube.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(docs))
+    applied = proc.stdout.splitlines()
+    assert len(applied) == len(docs), proc.stdout
+    assert all(line.endswith("(server dry run)") for line in applied), proc.stdout
+
+
 # -- RBAC: exactly what the operator uses -------------------------------------------------------
 
 
