@@ -84,6 +84,12 @@ async def test_enqueue_get_ls_stats_and_cancel(api: ApiProcess, queue_name: str)
     listed = ok(api, "ls", "--state", "queued")
     assert listed.splitlines()[0].split()[:4] == ["ID", "TYPE", "QUEUE", "STATUS"]
     assert [line.split()[0] for line in listed.splitlines()[1:]] == [job_id, low]  # claim order
+    first = ok(api, "ls", "--limit", "1").splitlines()
+    assert first[1].split()[0] == job_id
+    assert first[-1].startswith("more: --cursor ")
+    rest = ok(api, "ls", "--limit", "1", "--cursor", first[-1].split()[-1]).splitlines()
+    assert [line.split()[0] for line in rest[1:] if not line.startswith("more:")] == [low]
+    assert ok(api, "ls", "--type", "resize").splitlines()[1:] == []  # the header only
 
     stats = ok(api, "stats").splitlines()
     row = next(line.split() for line in stats if line.startswith(queue_name))
