@@ -414,3 +414,40 @@ async def test_docs_are_served_with_their_own_assets(pools: Pools) -> None:
     assert "SwaggerUIBundle" in bundle.text
     assert (await pools.api.get("/openapi.json")).json()["openapi"].startswith("3.1")
     assert (await pools.api.get("/redoc")).status_code == 404  # it would need a CDN
+
+
+async def test_finished_jobs_of_every_queue_are_merged_newest_first(pools: Pools) -> None:
+    """Without queue=, completed (and dead, cancelled) jobs of the default queue and the pool
+    come back in one newest-first order, page after page."""
+    finished: list[str] = []
+    for i in range(7):
+        job_type = "email" if i % 3 else "resize"
+        job_id = await pools.enqueue(job_type)
+        q = pools.pool if job_type == "email" else pools.default
+        [c] = await q.claim("w")
+        assert await q.complete([(c.id, c.token, i)]) == [True]
+        finished.append(job_id)
+        await asyncio.sleep(0.003)  # distinct finish times (ms)
+    newest_first = finished[::-1]
+    for limit in (1, 2, 3, 50):
+        seen: list[str] = []
+        params: dict[str, Any] = {"state": "completed", "limit": limit}
+        for _ in range(20):
+            body = (await pools.api.get("/jobs", params=params)).json()
+            seen += [j["id"] for j in body["jobs"]]
+            if body["next_cursor"] is None:
+                break
+            params["cursor"] = body["next_cursor"]
+        assert seen == newest_first, limit
+    # a merged cursor is refused for one queue's listing, and the other way round
+    merged = (await pools.api.get("/jobs", params={"state": "completed", "limit": 1})).json()
+    r = await pools.api.get(
+        "/jobs",
+        params={"state": "completed", "queue": "mail", "cursor": merged["next_cursor"]},
+    )
+    assert r.status_code == 400 and "other queues" in r.json()["detail"]
+    one = (
+        await pools.api.get("/jobs", params={"state": "completed", "queue": "mail", "limit": 1})
+    ).json()
+    r = await pools.api.get("/jobs", params={"state": "completed", "cursor": one["next_cursor"]})
+    assert r.status_code == 400 and "other queues" in r.json()["detail"]

@@ -12,9 +12,10 @@ from jobqueue import Queue
 from jobqueue.browse import ListState
 from jobqueue_api import constants as c
 from jobqueue_api.body import JsonBody, json_response
-from jobqueue_api.cursors import BadCursor, Cursor
+from jobqueue_api.cursors import BadCursor
 from jobqueue_api.deps import RoutedDep, enqueuer_of
 from jobqueue_api.errors import NOT_FOUND, UNAVAILABLE, WITH_BODY, OpenAPIResponses, error_doc
+from jobqueue_api.listing import list_page
 from jobqueue_api.middleware import BODY_BYTES_SCOPE_KEY
 from jobqueue_api.models import (
     BatchAccepted,
@@ -145,16 +146,17 @@ async def list_jobs(
         Query(
             min_length=1,
             max_length=200,
-            description="A queue name or a pool name; default: every queue in turn.",
+            description="A queue name or a pool name; default: every queue.",
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=c.JOBS_MAX_LIMIT)] = c.JOBS_DEFAULT_LIMIT,
     cursor: Annotated[
-        str | None, Query(min_length=1, max_length=1024, description="`next_cursor` of a page.")
+        str | None, Query(min_length=1, max_length=4096, description="`next_cursor` of a page.")
     ] = None,
 ) -> JobsPage:
     """Each call examines a bounded number of jobs, however long the queue: a filtered page
-    may come back short, even empty, with a `next_cursor` to go on with."""
+    may come back short, even empty, with a `next_cursor` to go on with. Without `queue`,
+    waiting jobs are listed queue after queue, finished ones merged newest first."""
     targets: list[Queue]
     if queue is None:
         targets = list(queues.all)
@@ -164,29 +166,10 @@ async def list_jobs(
             served = ", ".join(q.name for q in queues.all)
             raise HTTPException(404, f"no queue {queue!r} here; this API serves: {served}")
         targets = [found]
-    start, position = 0, ""
-    if cursor is not None:
-        try:
-            decoded = Cursor.decode(cursor, state)
-        except BadCursor as exc:
-            raise HTTPException(400, str(exc)) from None
-        names = [q.name for q in targets]
-        if decoded.queue not in names:
-            raise HTTPException(400, f"cursor is for queue {decoded.queue!r}, not listed here")
-        start, position = names.index(decoded.queue), decoded.position
-    jobs: list[JobPublic] = []
-    for i in range(start, len(targets)):
-        q = targets[i]
-        page = await q.list_jobs(
-            state, job_type=job_type, limit=limit - len(jobs), cursor=position or None
-        )
-        jobs += [JobPublic.of(j, q.name) for j in page.jobs]
-        position = ""
-        if page.cursor is not None:
-            return JobsPage(jobs=jobs, next_cursor=Cursor(q.name, state, page.cursor).encode())
-        if len(jobs) >= limit and i + 1 < len(targets):
-            return JobsPage(jobs=jobs, next_cursor=Cursor(targets[i + 1].name, state, "").encode())
-    return JobsPage(jobs=jobs, next_cursor=None)
+    try:
+        return await list_page(targets, state, job_type=job_type, limit=limit, cursor=cursor)
+    except BadCursor as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 @router.post(
