@@ -14,6 +14,8 @@ tag ``{<q>}`` so all keys of a queue live in one Redis Cluster slot)::
     jq:{<q>}:expiry     ZSET "<id> <id> ..." -> time (ms) after which those finished
                         (completed or cancelled) jobs' records are deleted (result
                         TTL); one member per completed batch, so one ZADD per batch.
+                        Also the index browse.lua lists finished jobs from, newest first
+                        (score order): a change of its format must change browse.lua too.
     jq:{<q>}:idem       HASH idempotency key -> job id.
     jq:{<q>}:idem:exp   ZSET idempotency key -> expiry (ms).
     jq:{<q>}:counters   HASH enqueued/completed/failed/dead/retried/released/
