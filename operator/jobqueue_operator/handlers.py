@@ -20,33 +20,29 @@ autoscalers' replica counts, so their polls read no Deployment from the API serv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import kopf
 
-import jobqueue
-from jobqueue import AnyRedis, JobSpec, Priority, Queue
 from jobqueue_operator import caches, metrics, redisops, schedules
 from jobqueue_operator import constants as c
 from jobqueue_operator.adapters import ReplicaCache, ReplicaEntry, replica_entry
-from jobqueue_operator.autoscaler import run_scaler
-from jobqueue_operator.builders import Images, child_name, pool_component
-from jobqueue_operator.kube import Kube, KubeError, load_api_client
+from jobqueue_operator.autoscaler import scaled_pools, supervise
+from jobqueue_operator.builders import Images
+from jobqueue_operator.kube import Kube, load_api_client
 from jobqueue_operator.kubetypes import JSON, JobQueueRef
-from jobqueue_operator.ports import PUBSUB_READ_TIMEOUT, ScalerConfig
+from jobqueue_operator.ports import PUBSUB_READ_TIMEOUT
 from jobqueue_operator.reconcile import EventType, Reconciler, RetryLater
 from jobqueue_operator.redishub import RedisHub
+from jobqueue_operator.scheduler import ScheduleRunner
 from jobqueue_operator.settings import OperatorSettings, get_settings
 from jobqueue_operator.sources import CLIENT_OPTIONS
-from jobqueue_operator.spec import JobQueueSpec, QueueSpec, ScheduleSpec, SpecError, parse_spec
-from jobqueue_operator.status import Fired, schedule_status
+from jobqueue_operator.spec import JobQueueSpec, SpecError, parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -369,43 +365,8 @@ def _parsed(spec: Mapping[str, Any]) -> JobQueueSpec | None:
         return None
 
 
-def _scaled_pools(parsed: JobQueueSpec | None) -> tuple[tuple[str, QueueSpec], ...]:
-    """The pools with autoscaling on, each with its queue's format: ``default`` (spec.worker)
-    and those of spec.workers."""
-    if parsed is None:
-        return ()
-    out = [(c.DEFAULT_POOL, parsed.queue)] if parsed.autoscaling.enabled else []
-    return tuple(out + [(p.name, p.queue) for p in parsed.workers if p.autoscaling.enabled])
-
-
 def _autoscaling_enabled(spec: Mapping[str, Any], **_: Any) -> bool:
-    return bool(_scaled_pools(_parsed(spec)))
-
-
-class _FirstOf:
-    """A stop flag for ``run_scaler`` that fires when any of several waits completes."""
-
-    def __init__(self, *waits: Callable[[], Awaitable[object]]) -> None:
-        self._waits = waits
-
-    async def wait(self) -> None:
-        tasks = [asyncio.ensure_future(w()) for w in self._waits]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _url_change(
-    reconciler: Reconciler, key: tuple[str, str], seen: str | None
-) -> Callable[[], Awaitable[None]]:
-    return lambda: reconciler.urls.wait_change(key, seen)
-
-
-POOL_SET_CHECK_INTERVAL = 1.0  # how soon an added or removed autoscaled pool is noticed
+    return bool(scaled_pools(_parsed(spec)))
 
 
 @kopf.daemon(
@@ -421,9 +382,8 @@ async def autoscaler(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
-    """Run one autoscaling loop per autoscaled pool of one JobQueue (each on its own queue and
-    Deployment) until autoscaling is disabled everywhere or the JobQueue is deleted; the loops
-    restart when the Redis URL or the set of autoscaled pools changes."""
+    """Run one autoscaling loop per autoscaled pool of one JobQueue (autoscaler.supervise)
+    until autoscaling is disabled everywhere or the JobQueue is deleted."""
     if not namespace or not name:
         return
     reconciler = _reconciler(memo, kwargs)
@@ -443,101 +403,28 @@ async def autoscaler(
             latest_generation = generation
         return latest
 
-    def config_of(pool: str) -> Callable[[], ScalerConfig]:
-        def config() -> ScalerConfig:
-            parsed = current()
-            if pool == c.DEFAULT_POOL:
-                return ScalerConfig(
-                    parsed.autoscaling, parsed.worker.concurrency, parsed.queue.foreign
-                )
-            spec_of = {p.name: p for p in parsed.workers}.get(pool)
-            if spec_of is None:  # removed: the pool-set watch stops this loop shortly
-                return ScalerConfig(parsed.autoscaling.model_copy(update={"paused": True}))
-            return ScalerConfig(spec_of.autoscaling, spec_of.concurrency, spec_of.queue.foreign)
-
-        return config
-
-    async def pools_change(seen: tuple[tuple[str, QueueSpec], ...]) -> None:
-        # kopf's live spec has no change event to wait on: look at it every second
-        while _scaled_pools(current()) == seen:  # noqa: ASYNC110
-            await asyncio.sleep(POOL_SET_CHECK_INTERVAL)
-
-    while not stopped:
-        url = reconciler.urls.get(key)
-        if url is None:  # the reconcile has not resolved it (yet): wait for it
-            await _FirstOf(stopped.wait, _url_change(reconciler, key, None)).wait()
-            continue
-        scaled = _scaled_pools(current())
-        stop = _FirstOf(
-            stopped.wait, _url_change(reconciler, key, url), functools.partial(pools_change, scaled)
-        )
-        loops = []
-        allow_config = current().redis.allow_config
-        for pool, queue in scaled:
-            default = pool == c.DEFAULT_POOL
-            loops.append(
-                run_scaler(
-                    namespace=namespace,
-                    name=name,
-                    queue_name=(
-                        first.queue_identity(namespace, name)
-                        if default
-                        else first.pool_queue(namespace, name, pool)
-                    ),
-                    redis_url=url,
-                    config=config_of(pool),
-                    deployment=child_name(
-                        name, c.COMPONENT_WORKER if default else pool_component(pool)
-                    ),
-                    api_client=reconciler.kube.api_client,
-                    uid=uid,
-                    stopped=stop,
-                    pool=None if default else pool,
-                    replicas_cache=_replica_cache(memo, kwargs),
-                    queue=queue,
-                    allow_config=allow_config,
-                    hub=_hub(memo),
-                )
-            )
-        if not loops:
-            await stop.wait()
-            continue
-        await asyncio.gather(*loops)
+    await supervise(
+        namespace=namespace,
+        name=name,
+        uid=uid,
+        current=current,
+        url=functools.partial(reconciler.urls.get, key),
+        url_change=functools.partial(reconciler.urls.wait_change, key),
+        stopped=stopped,
+        api_client=reconciler.kube.api_client,
+        replicas_cache=_replica_cache(memo, kwargs),
+        hub=_hub(memo),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
-# Schedules (spec.schedules): one daemon per JobQueue with schedules. It wakes at the next fire
-# time (and every SCHEDULE_SPEC_CHECK_INTERVAL, to follow the live spec), enqueues each due fire
-# time with the idempotency key ``schedule:<name>:<fire time>`` (so a restarted operator or a
-# second replica enqueueing the same fire time is a no-op), and writes status.schedules.
+# Schedules (spec.schedules): one daemon per JobQueue with schedules, running scheduler.py's
+# ScheduleRunner on the live spec and the Redis URL the reconcile resolved.
 
 
 def _has_schedules(spec: Mapping[str, Any], **_: Any) -> bool:
     parsed = _parsed(spec)
     return parsed is not None and bool(parsed.schedules)
-
-
-def _fired_from_status(status: Mapping[str, Any]) -> dict[str, Fired]:
-    out = {}
-    for entry in status.get("schedules") or []:
-        at = schedules.parse_time(entry.get("lastFireTime"))
-        if at is not None and entry.get("name"):
-            out[str(entry["name"])] = Fired(at, str(entry.get("lastJobId") or ""))
-    return out
-
-
-async def enqueue_fire(
-    redis: AnyRedis, queue: str, sched: ScheduleSpec, fire: datetime
-) -> jobqueue.EnqueueResult:
-    """Enqueue one fire time of a schedule (a no-op returning the first job if it already was)."""
-    job = JobSpec(
-        type=sched.type,
-        payload=sched.payload,
-        priority=Priority(sched.priority),
-        idempotency_key=schedules.idempotency_key(sched.name, fire),
-    )
-    async with asyncio.timeout(c.REDIS_CHECK_TIMEOUT * 2):
-        return await Queue(redis, queue).enqueue(job)
 
 
 @kopf.daemon(
@@ -562,97 +449,26 @@ async def scheduler(
     if not namespace or not name:
         return
     reconciler = _reconciler(memo)
-    hub = _hub(memo)
-    key = (namespace, name)
-    created = schedules.parse_time(meta.get("creationTimestamp"))
-    fired = _fired_from_status(status)
     first = _parsed(spec)
     if first is None:
         return
     last = [first]
-    # A schedule present when the daemon starts counts from the JobQueue's creation (a fire
-    # time missed while the operator was away is caught up); one added later, from then.
-    since: dict[str, datetime | None] = {s.name: created for s in first.schedules}
-    written: list[dict[str, Any]] | None = None
-    retry_at: dict[str, datetime] = {}
-    redis: AnyRedis | None = None
-    redis_url: str | None = None
-    try:
-        while not stopped:
-            parsed = _parsed(spec) or last[0]
-            last[0] = parsed
-            url = reconciler.urls.get(key)
-            if url is None:  # the reconcile has not resolved the Redis URL yet
-                await stopped.wait(c.SCHEDULE_SPEC_CHECK_INTERVAL)
-                continue
-            if redis is None or url != redis_url:
-                if redis_url is not None:
-                    await hub.release(redis_url)
-                    redis_url = None
-                redis, redis_url = hub.acquire(url), url
-            client = redis
-            now = datetime.now(UTC)
-            wake = now + timedelta(seconds=c.SCHEDULE_SPEC_CHECK_INTERVAL)
-            for sched in parsed.schedules:
-                since.setdefault(sched.name, now)
-                if sched.suspend or retry_at.get(sched.name, now) > now:
-                    continue
-                tz = schedules.zone(sched.time_zone)
-                previous = fired.get(sched.name)
-                due = schedules.due_fire(
-                    sched.cron,
-                    tz,
-                    now,
-                    window=sched.starting_deadline_seconds,
-                    last_fire=previous.at if previous else None,
-                    earliest=since[sched.name],
-                )
-                if due is not None:
-                    queue = parsed.queue_of(namespace, name, sched.type)
-                    try:
-                        result = await enqueue_fire(client, queue, sched, due)
-                    except (asyncio.CancelledError, GeneratorExit):
-                        raise
-                    except Exception as exc:
-                        retry_at[sched.name] = now + timedelta(seconds=c.SCHEDULE_RETRY_DELAY)
-                        log.warning(
-                            "schedule %s of %s/%s: enqueue of %s failed: %s",
-                            sched.name,
-                            namespace,
-                            name,
-                            schedules.isoformat(due),
-                            redisops.describe(exc, (url,)),
-                        )
-                        continue
-                    retry_at.pop(sched.name, None)
-                    fired[sched.name] = Fired(due, result.job_id)
-                    if result.created:
-                        metrics.schedule_fire(namespace, name, sched.name)
-                    log.info(
-                        "schedule %s of %s/%s fired for %s: job %s%s",
-                        sched.name,
-                        namespace,
-                        name,
-                        schedules.isoformat(due),
-                        result.job_id,
-                        "" if result.created else " (already enqueued: idempotency key hit)",
-                    )
-                if not sched.suspend:
-                    wake = min(wake, schedules.next_fire(sched.cron, tz, now))
-            entries = schedule_status(parsed, fired, now)
-            if entries != written and entries != (status.get("schedules") or []):
-                try:
-                    await reconciler.kube.patch_status(
-                        namespace, name, {"schedules": entries}, None
-                    )
-                except KubeError as exc:
-                    log.warning("status.schedules of %s/%s: %s", namespace, name, exc)
-                else:
-                    written = entries
-            else:
-                written = entries
-            delay = (wake - datetime.now(UTC)).total_seconds()
-            await stopped.wait(max(delay, 0.05))
-    finally:
-        if redis_url is not None:
-            await hub.release(redis_url)
+
+    def live() -> JobQueueSpec:
+        last[0] = _parsed(spec) or last[0]  # an unparseable spec keeps the last good one
+        return last[0]
+
+    async def write(entries: list[dict[str, Any]]) -> None:
+        await reconciler.kube.patch_status(namespace, name, {"schedules": entries}, None)
+
+    runner = ScheduleRunner(
+        namespace=namespace,
+        name=name,
+        spec=live,
+        url=functools.partial(reconciler.urls.get, (namespace, name)),
+        hub=_hub(memo),
+        write_status=write,
+        created=schedules.parse_time(meta.get("creationTimestamp")),
+        status=status,
+    )
+    await runner.run(stopped)
