@@ -360,6 +360,15 @@ async def test_events_stream_state_changes_of_every_queue(redis_url: str, queue_
                     "deleted",
                     {"event": "deleted", "id": c.id, "queue": pool_name},
                 )
+                # a second client shares the process's one subscription
+                async with http.stream("GET", "/events", headers=auth) as other:
+                    more = other.aiter_lines()
+                    assert (await more.__anext__()).startswith("retry:")
+                    await pool.enqueue(JobSpec("email"))
+                    assert (await _next_event(more))[0] == "enqueued"
+                    assert (await _next_event(lines))[0] == "enqueued"
+                    numsub = await client.pubsub_numsub(default.keys.events, pool.keys.events)
+                    assert [n for _, n in numsub] == [1, 1]
     finally:
         await pool.purge()
         await default.purge()
