@@ -4,7 +4,8 @@ kopf already watches every kind of child (to repair drift) and every Secret (to 
 source). Three views come from those watches:
 
 * the children of each JobQueue, by owner: a kopf index (``handlers.children``) whose values are
-  :func:`trim_child` copies, so the reconcile compares against them instead of LISTing six kinds;
+  :func:`trim_child` copies packed as JSON text (:func:`pack_child`), so the reconcile compares
+  against them instead of LISTing six kinds;
 * the JobQueues themselves (``handlers.jobqueues``), so a child's event reconciles its owner
   without a GET;
 * the values of source Secrets (:class:`SecretCache`), fed by the watch of the Secrets some
@@ -20,6 +21,7 @@ children.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +30,7 @@ from jobqueue_operator import constants as c
 from jobqueue_operator.kubetypes import JSON
 
 Key = tuple[str, str]  # (namespace, name)
-ChildIndex = Mapping[Key, Iterable[JSON]]  # kopf.Index of the children, by owner JobQueue
+ChildIndex = Mapping[Key, Iterable[str]]  # kopf.Index of the packed children, by owner
 BodyIndex = Mapping[Key, Iterable[JSON]]  # kopf.Index of the JobQueues, by (namespace, name)
 
 #: The status fields the reconcile reads of a Deployment or a StatefulSet (status.py).
@@ -87,6 +89,13 @@ def trim_child(body: Mapping[str, Any], kind: str) -> JSON:
     if kind in ("Deployment", "StatefulSet") and status:
         out["status"] = {k: status[k] for k in _STATUS_KEPT if k in status}
     return out
+
+
+def pack_child(body: Mapping[str, Any], kind: str) -> str:
+    """:func:`trim_child` as compact JSON, what the ``children`` index holds: a Deployment's
+    dicts take several times its JSON text in memory, and the reconcile of one JobQueue
+    unpacks only its own few children."""
+    return json.dumps(trim_child(body, kind), separators=(",", ":"))
 
 
 def trim_jobqueue(body: Mapping[str, Any]) -> JSON:
@@ -184,10 +193,10 @@ class Views:
             self.jobqueues = indices["jobqueues"]
 
     def children_of(self, key: Key) -> list[JSON] | None:
-        """The children indexed under a JobQueue; None when there is no index."""
+        """The children indexed under a JobQueue (fresh dicts); None when there is no index."""
         if self.children is None:
             return None
-        return list(self.children.get(key, ()))
+        return [json.loads(packed) for packed in self.children.get(key, ())]
 
     def jobqueue(self, key: Key) -> JSON | None:
         """The JobQueue as last watched (None when gone); only with ``jobqueues`` attached."""

@@ -231,12 +231,12 @@ CHILD_RESOURCES = (
 
 def _index_children(
     namespace: str | None, meta: Mapping[str, Any], body: kopf.Body, **_: Any
-) -> dict[caches.Key, JSON]:
-    """The ``children`` index: each child (trimmed) under its owner JobQueue's key."""
+) -> dict[caches.Key, str]:
+    """The ``children`` index: each child (trimmed, packed) under its owner JobQueue's key."""
     owner = caches.owner_of(meta)
     if not owner or not namespace:
         return {}
-    return {(namespace, owner): caches.trim_child(body, str(body.get("kind")))}
+    return {(namespace, owner): caches.pack_child(body, str(body.get("kind")))}
 
 
 # One index over every child kind (kopf keys its entries by object uid, so a Deployment and a

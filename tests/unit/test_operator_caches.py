@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jobqueue_operator import caches, diffing, handlers
@@ -65,6 +66,7 @@ def test_the_children_index_files_a_child_under_its_owner() -> None:
     body = deployment()
     got = handlers._index_children(namespace="ns", meta=body["metadata"], body=body)
     assert list(got) == [("ns", "q")]
+    assert json.loads(got[("ns", "q")]) == caches.trim_child(body, "Deployment")
     orphan = deployment()
     orphan["metadata"]["ownerReferences"] = []
     assert handlers._index_children(namespace="ns", meta=orphan["metadata"], body=orphan) == {}
@@ -112,7 +114,8 @@ def test_the_views_read_kopfs_indices_once_attached() -> None:
     assert views.children_of(("ns", "q")) is None  # no index: the reconcile LISTs
     child = caches.trim_child(deployment(), "Deployment")
     body = {"metadata": {"name": "q"}, "spec": {}}
-    views.attach({"children": {("ns", "q"): [child]}, "jobqueues": {("ns", "q"): [body]}})
+    packed = caches.pack_child(deployment(), "Deployment")
+    views.attach({"children": {("ns", "q"): [packed]}, "jobqueues": {("ns", "q"): [body]}})
     assert views.children_of(("ns", "q")) == [child]
     assert views.children_of(("ns", "other")) == []
     assert views.jobqueue(("ns", "q")) == body
