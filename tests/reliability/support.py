@@ -312,16 +312,22 @@ class FsyncTracedRedis(RedisServer):
 
     def fsyncs(self) -> list[tuple[float, float]]:
         """(start, end) epoch seconds of every completed fsync/fdatasync, sorted."""
-        out = []
-        for trace in self.traces:
-            if not trace.exists():
-                continue
-            for line in trace.read_text().splitlines():
-                m = _FSYNC_LINE.match(line.strip())
-                if m:
-                    start = float(m.group(1))
-                    out.append((start, start + float(m.group(2))))
-        return sorted(out)
+        return parse_fsyncs(self.traces)
+
+
+def parse_fsyncs(traces: Iterable[Path]) -> list[tuple[float, float]]:
+    """(start, end) epoch seconds of every completed fsync/fdatasync in `strace -f -ttt -T`
+    output files, sorted."""
+    out = []
+    for trace in traces:
+        if not trace.exists():
+            continue
+        for line in trace.read_text().splitlines():
+            m = _FSYNC_LINE.match(line.strip())
+            if m:
+                start = float(m.group(1))
+                out.append((start, start + float(m.group(2))))
+    return sorted(out)
 
 
 # ---------------------------------------------------------------------------------------------
