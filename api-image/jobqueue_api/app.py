@@ -90,6 +90,14 @@ def connect_redis(settings: Settings) -> AnyRedis:
     return Redis.from_pool(pool)
 
 
+def on_shutdown_signal(app: FastAPI) -> None:
+    """The server got SIGTERM/SIGINT: end the endless responses (/events) so the drain can
+    finish. Called from the signal handler: only thread-safe calls."""
+    hub: EventHub | None = getattr(app.state, "events", None)
+    if hub is not None:
+        hub.close_soon()
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for these settings; Redis is connected by the lifespan, not here."""
     metrics = Metrics()

@@ -22,7 +22,9 @@ Every /events client of one API process shares one pub/sub connection (the hub b
 started with the first client and closed with the last, so dashboards cost Redis one
 connection per API replica, not one per browser tab. A client too slow to keep up with
 EVENTS_BUFFER messages is disconnected (EventSource reconnects by itself); a Redis outage
-ends nothing: the hub resubscribes and clients keep their stream.
+ends nothing: the hub resubscribes and clients keep their stream. When the server starts
+shutting down (SIGTERM), every stream ends at once (``close_soon``), so the drain does not wait
+out its timeout for responses that never finish.
 """
 
 from __future__ import annotations
@@ -65,13 +67,22 @@ class EventHub:
         self._channels = {q.keys.events: q.name for q in queues.all}
         self._subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # started, not finished: awaited at close
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
         self.subscribed = asyncio.Event()  # set while Redis delivers to us
 
     def subscribe(self) -> Subscriber:
         sub: Subscriber = asyncio.Queue(maxsize=EVENTS_BUFFER)
+        if self._closing:  # the server is shutting down: the stream ends at once
+            sub.put_nowait(None)
+            return sub
+        self._loop = asyncio.get_running_loop()
         self._subscribers.add(sub)
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = task = asyncio.get_running_loop().create_task(self._run())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -81,22 +92,40 @@ class EventHub:
             self._task = None
             self.subscribed.clear()
 
+    def close_soon(self) -> None:
+        """End every stream, from a signal handler (thread-safe): a shutdown must not wait for
+        endless responses to finish. Clients reconnect to another replica."""
+        self._closing = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._end_streams)
+
+    def _end_streams(self) -> None:
+        for sub in list(self._subscribers):  # each stream unsubscribes as it ends
+            with contextlib.suppress(asyncio.QueueEmpty):
+                if sub.full():
+                    sub.get_nowait()
+            sub.put_nowait(None)
+
     async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+        self._task = None
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         for sub in self._subscribers:
             with contextlib.suppress(asyncio.QueueFull):
                 sub.put_nowait(None)
 
     async def _run(self) -> None:
+        me = asyncio.current_task()
         while True:
             try:
                 await self._listen()
             except (RedisError, OSError) as exc:
                 self.subscribed.clear()
+                if me is not None and me.cancelling():  # a cancel the client turned into this
+                    raise asyncio.CancelledError from exc
                 log.warning("event stream lost its Redis connection", extra={"error": repr(exc)})
             await asyncio.sleep(RESUBSCRIBE_DELAY)
 
