@@ -129,6 +129,9 @@ EVENT_COMPONENT: Final = "jobqueue-operator"  # source / reportingComponent of o
 # Timing (seconds).
 REDIS_CHECK_TIMEOUT: Final = 3.0
 REDIS_CHECK_TTL: Final = 10.0  # reuse a Redis check this long across reconciles
+REDIS_CHECK_RETRY_DELAY: Final = 1.0  # a failed check is tried once more after this
+REDIS_RECHECK_DELAY: Final = 15.0  # after a failed check, the JobQueue is reconciled again
+REDIS_CHECKS_AT_ONCE: Final = 32  # the reconciles' Redis checks in flight together
 KUBE_CONNECT_TIMEOUT: Final = 5.0
 KUBE_READ_TIMEOUT: Final = 30.0
 RETRY_DELAY: Final = 10.0  # a failed reconcile from create/update/resume is retried this soon

@@ -173,6 +173,10 @@ class Reconciler:
         self.views = Views()
         self._locks = _Locks()
         self._redis_cache: dict[Key, tuple[str, float, RedisCheck]] = {}
+        # Checks at once (a restart reconciles every JobQueue together), and the re-checks
+        # scheduled after a failed one.
+        self._redis_checks = asyncio.Semaphore(c.REDIS_CHECKS_AT_ONCE)
+        self._rechecks: set[asyncio.Future[None]] = set()
 
     # -- entry points ------------------------------------------------------------------------
 
@@ -512,9 +516,22 @@ class Reconciler:
         now = self.clock()
         if cached and cached[0] == fingerprint and now - cached[1] < c.REDIS_CHECK_TTL:
             return cached[2]
-        result = await self.redis_check(url, spec.queue, queue)
-        self._redis_cache[ref.key] = (fingerprint, now, result)
+        async with self._redis_checks:
+            result = await self.redis_check(url, spec.queue, queue)
+            if result.ok is False:  # once more before saying so: a blip (or an event loop
+                await asyncio.sleep(c.REDIS_CHECK_RETRY_DELAY)  # busy with a restart) is not
+                result = await self.redis_check(url, spec.queue, queue)  # an outage
+        self._redis_cache[ref.key] = (fingerprint, self.clock(), result)
+        if result.ok is False:  # look again soon (a reconcile from the watch caches)
+            asyncio.get_running_loop().call_later(
+                c.REDIS_RECHECK_DELAY, self._recheck, ref.namespace, ref.name
+            )
         return result
+
+    def _recheck(self, namespace: str, name: str) -> None:
+        task = asyncio.ensure_future(self.trigger(namespace, name))
+        self._rechecks.add(task)
+        task.add_done_callback(self._rechecks.discard)
 
     async def _report(
         self,
