@@ -725,11 +725,14 @@ class Worker:
 
     async def _control_loop(self) -> None:
         """Hear which running jobs users cancel (the queue's control channel), stop them."""
+        me = asyncio.current_task()
         while True:
             try:
                 async for job_id in self._queue.cancelled_jobs():
                     self._cancel(job_id)
             except QUEUE_ERRORS as exc:
+                if me is not None and me.cancelling():  # our stop, seen as a Redis error
+                    raise asyncio.CancelledError from exc
                 self.metrics.redis_errors.labels("control").inc()
                 log.warning("cancel listener lost its connection", extra={"error": repr(exc)})
             await asyncio.sleep(c.REDIS_RETRY_MIN)
