@@ -21,6 +21,7 @@ children.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -131,13 +132,14 @@ class SecretCache:
 
     :meth:`observe` is fed by the watch handler of source Secrets and of every Secret already
     in the cache (so an entry never goes stale, even once no JobQueue reads it); :meth:`get`
-    answers from the cache and reads the API only for a Secret never seen (a GET whose answer
-    does not replace a value the watch delivered meanwhile). Only touched from the event
-    loop's thread.
+    answers from the cache and reads the API only for a Secret never seen (one GET however
+    many reconciles ask at once; its answer does not replace a value the watch delivered
+    meanwhile). Only touched from the event loop's thread.
     """
 
     def __init__(self) -> None:
         self._secrets: dict[Key, JSON] = {}
+        self._reads: dict[Key, asyncio.Future[JSON | None]] = {}
 
     def observe(self, namespace: str, name: str, body: Mapping[str, Any] | None) -> None:
         """What a watch event says; ``body`` None: the Secret was deleted."""
@@ -153,7 +155,11 @@ class SecretCache:
         key = (namespace, name)
         known = self._secrets.get(key)
         if known is None:
-            fetched = await read(namespace, name)
+            pending = self._reads.get(key)
+            if pending is None:  # the first asker reads; the others wait for its answer
+                pending = self._reads[key] = asyncio.ensure_future(read(namespace, name))
+                pending.add_done_callback(lambda _: self._reads.pop(key, None))
+            fetched = await asyncio.shield(pending)
             known = self._secrets.setdefault(
                 key, _MISSING if fetched is None else _secret_copy(fetched)
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -91,6 +92,25 @@ async def test_the_secret_cache_reads_the_api_once_and_then_follows_the_watch() 
     cache.observe("ns", "src", None)  # deleted: known absent, no GET
     assert await cache.get("ns", "src", read) is None
     assert reads == [("ns", "src")]
+
+
+async def test_reconciles_asking_at_once_share_one_read() -> None:
+    cache = caches.SecretCache()
+    reads = 0
+    gate = asyncio.Event()
+
+    async def read(namespace: str, name: str) -> Any:
+        nonlocal reads
+        reads += 1
+        await gate.wait()
+        return {"metadata": {"name": name}, "data": {"url": "eA=="}}
+
+    askers = [asyncio.create_task(cache.get("ns", "src", read)) for _ in range(50)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    got = await asyncio.gather(*askers)
+    assert reads == 1
+    assert all(g is not None and g["data"] == {"url": "eA=="} for g in got)
 
 
 async def test_a_missing_secret_is_remembered_until_the_watch_sees_it() -> None:
