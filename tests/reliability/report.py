@@ -28,6 +28,35 @@ SECTIONS: tuple[tuple[str, str], ...] = (
         "deleted pod.",
     ),
     (
+        "Faults: worker containers killed (kill -9 of the host process, real node)",
+        "On the one-node cluster: kill -9 of a busy worker container's init process, its host "
+        "pid read from containerd (CRI labels, task list), not the API, every 1-3 s while jobs "
+        "run. The kubelet restarts the container (restarts counted through the API); the killed "
+        "worker never drains, so its jobs come back when their leases expire. The pods run the "
+        "chaos task module from a ConfigMap, which records every execution: duplicated = jobs "
+        "run twice, each of which must have been held (leased) by a killed worker.",
+    ),
+    (
+        "Faults: managed Redis killed (kill -9 of its container, real node)",
+        "The JobQueue's own Redis (StatefulSet, AOF on a local-path volume) killed with kill -9 "
+        "of its container's host process under load from 4 clients through the JobQueue's API "
+        "Service; the kubelet restarts it in the same pod on the same volume. Lost = "
+        "acknowledged (202) and missing afterwards. While Redis is down the API pod turns "
+        "unready and leaves the Service, so clients see refused connections (other_answers) "
+        "or 503; later kills wait out the kubelet's restart back-off (10 s, 20 s). everysec: "
+        "host_crash_* from an strace of the Redis process's fsyncs (attached on the host by "
+        "pid): the acknowledged jobs written after the last completed fsync before each kill, "
+        "what a power cut then would have lost (a process crash loses nothing).",
+    ),
+    (
+        "Faults: worker pods and JobQueues deleted, a worker volume kept (real node)",
+        "A worker `persistentVolumeClaim` volume on the default StorageClass (Rancher's "
+        "local-path-provisioner): a job writes a file, the pod is deleted and the next pod's "
+        "job reads it; the JobQueue deleted with Retain keeps claim, volume and file, and a new "
+        "JobQueue of the same name reads it; deleted with Purge, the claim, the volume and its "
+        "directory on the node are gone.",
+    ),
+    (
         "Faults: redis-server killed and restarted (AOF)",
         "SIGKILL of redis-server under load from 8 HTTP clients through a real API, 2 real "
         "workers; down a few seconds, then restarted from its AOF. Lost = acknowledged (202) and "
@@ -85,7 +114,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 # Columns of the summary table: (title, keys whose values are summed).
 SUMMARY: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kills", ("kills", "worker_deaths", "sigkills", "pods_deleted")),
-    ("restarts", ("restarts", "apiserver_restarts", "operator_starts")),
+    ("restarts", ("restarts", "container_restarts", "apiserver_restarts", "operator_starts")),
     ("jobs", ("jobs_enqueued", "acknowledged_202", "jobs", "accepted_ids")),
     ("lost", ("lost", "lost_acknowledged")),
     ("duplicated", ("duplicated",)),
@@ -152,8 +181,10 @@ def render(records: list[dict[str, Any]], meta: Mapping[str, Any]) -> str:
     lines.append("")
     lines.append(
         "runs: tests that recorded figures (the schemathesis cases record one total); kills: "
-        "worker processes SIGKILLed + poison deaths + operator SIGKILLs; restarts: redis-server "
-        "+ kube-apiserver restarts + operator starts; jobs: enqueued or accepted (202); bad "
+        "worker processes and containers (and managed Redis containers) SIGKILLed + pods "
+        "deleted + poison deaths + operator SIGKILLs; restarts: redis-server, container "
+        "(kubelet) and kube-apiserver restarts + operator starts; jobs: enqueued or accepted "
+        "(202); bad "
         "inputs: hand-made HTTP requests, schemathesis cases, JobQueue manifests and missing "
         "Secrets, rejected = 4xx, refused at admission or reported Degraded (schemathesis cases "
         "are checked by its own checks, not counted as rejections); 503 + Retry-After: "
