@@ -77,6 +77,7 @@ WORKER_COLUMNS = [
     ("LAST-SEEN", "last_seen"),
 ]
 JOBQUEUE_KEY = "jobqueue_cli.jobqueue"  # ctx.meta: the JobQueue name given after the command
+HELP_OPTIONS = ("-h", "--help")
 
 
 @dataclass
@@ -101,7 +102,8 @@ class JobQueueGroup(click.Group):
         name, cmd, rest = super().resolve_command(ctx, args)
         root = ctx.find_root()
         wants_name = root.params.get("kube") and not isinstance(cmd, click.Group)
-        if wants_name and JOBQUEUE_KEY not in root.meta and name not in ("help",):
+        asks_help = bool(rest) and rest[0] in HELP_OPTIONS
+        if wants_name and JOBQUEUE_KEY not in root.meta and not asks_help:
             if not rest or rest[0].startswith("-"):
                 path = " ".join([*ctx.command_path.split()[1:], str(name)])
                 raise click.UsageError(
@@ -148,7 +150,7 @@ def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise click.ClickException(str(exc)) from exc
 
 
-@click.group(cls=JobQueueGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=JobQueueGroup, context_settings={"help_option_names": list(HELP_OPTIONS)})
 @click.option(
     "--url",
     envvar="JOBQUEUE_URL",

@@ -204,3 +204,5 @@ def test_kube_needs_the_jobqueue_name_after_the_command() -> None:
     nested = CliRunner().invoke(cli, ["--kube", "dlq", "ls"])
     assert nested.exit_code == 2
     assert "dlq ls emails" in nested.output
+    helped = CliRunner().invoke(cli, ["--kube", "stats", "--help"])
+    assert helped.exit_code == 0 and "--watch" in helped.output
