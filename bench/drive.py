@@ -261,6 +261,13 @@ def peer_env(url: str) -> dict[str, str]:
 
 def produce_peer(system: str, url: str, n: int, payload_bytes: int = 0) -> float:
     """Run the peer's own producer (one call per job) in its venv; return its seconds."""
+    return produce_peer_timed(system, url, n, payload_bytes)[0]
+
+
+def produce_peer_timed(
+    system: str, url: str, n: int, payload_bytes: int = 0
+) -> tuple[float, float]:
+    """produce_peer, returning its seconds and the producer's CPU seconds over them."""
     module = {
         "rq": "bench.peers.rq_tasks",
         "celery": "bench.peers.celery_app",
@@ -278,7 +285,8 @@ def produce_peer(system: str, url: str, n: int, payload_bytes: int = 0) -> float
     )
     if out.returncode != 0:
         raise RuntimeError(f"{system} producer failed: {out.stderr[-2000:]}")
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+    done = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(done["seconds"]), float(done["cpu_seconds"])
 
 
 # ----------------------------------------------------------------------------- draining
@@ -309,6 +317,18 @@ def completion_counter(client: Any, setup: Setup) -> tuple[Callable[[], int], st
         counters = QueueKeys.for_queue(QUEUE).counters
         return (lambda: int(cast(bytes | None, client.hget(counters, "completed")) or 0)), "hget"
     return (lambda: int(cast(bytes | None, client.get(COUNTER_KEY)) or 0)), "get"
+
+
+def _subscriber(setup: Setup, url: str, log_dir: Path) -> Child | None:
+    """The autoscaler-like subscriber of a setup that asks for one (else None)."""
+    if not setup.subscriber:
+        return None
+    return Child(
+        "subscriber",
+        (sys.executable, "-m", "bench.subscriber", url, QUEUE),
+        env=peer_env(url),
+        log_dir=log_dir,
+    )
 
 
 def run_setup(
@@ -342,6 +362,7 @@ def run_setup(
     polls = 0
     env = {**peer_env(url), "REDIS_URL": url, **dict(setup.env)}
     children: list[Child] = []
+    sub = _subscriber(setup, url, log_dir)
     t_start = time.monotonic()
     try:
         for i in range(setup.processes):
@@ -381,6 +402,8 @@ def run_setup(
     finally:
         for ch in children:
             ch.stop(timeout=30)
+        if sub is not None:
+            sub.stop(timeout=5)
     after = RedisSnapshot.take(client)
     delta = before.delta(after, ignore={poll_cmd: polls})
     assert t_first is not None
@@ -427,14 +450,7 @@ def run_window(
     count, poll_cmd = completion_counter(client, setup)
     env = {**peer_env(url), "REDIS_URL": url, **dict(setup.env)}
     children: list[Child] = []
-    sub: Child | None = None
-    if setup.subscriber:
-        sub = Child(
-            "subscriber",
-            (sys.executable, "-m", "bench.subscriber", url, QUEUE),
-            env=peer_env(url),
-            log_dir=log_dir,
-        )
+    sub = _subscriber(setup, url, log_dir)
     t_start = time.monotonic()
     try:
         for i in range(setup.processes):

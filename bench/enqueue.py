@@ -35,22 +35,23 @@ from bench.constants import (
 log = logging.getLogger(__name__)
 
 
-async def ours_producer(url: str, n: int, batch: int, payload: str = "") -> float:
-    """Seconds for n jobs with `Queue.enqueue` (batch 1) or `enqueue_many` by `batch`."""
+async def ours_producer(url: str, n: int, batch: int, payload: str = "") -> tuple[float, float]:
+    """Seconds and CPU seconds of this process for n jobs with `Queue.enqueue` (batch 1) or
+    `enqueue_many` by `batch`."""
     from jobqueue import JobSpec, Queue, connect
 
     client = connect(url)
     try:
         q = Queue(client, drive.QUEUE)
         spec = JobSpec(type="incr", payload=payload)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if batch == 1:
             for _ in range(n):
                 await q.enqueue(spec)
         else:
             for start in range(0, n, batch):
                 await q.enqueue_many([spec] * min(batch, n - start))
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
     finally:
         await client.aclose()
 
@@ -88,7 +89,7 @@ def producers(ctx: Ctx) -> list[dict[str, Any]]:
         }
         for p in PEER_REQUIREMENTS:
             cases.append(
-                (p, calls[p], size(p), lambda n, p=p: drive.produce_peer(p, server.url, n))
+                (p, calls[p], size(p), lambda n, p=p: drive.produce_peer_timed(p, server.url, n))
             )
         for r in range(PRODUCER_REPEATS):
             for system, how, n, fn in cases:
@@ -97,7 +98,7 @@ def producers(ctx: Ctx) -> list[dict[str, Any]]:
                 client.flushall()
                 log.info("enqueue: round %d, %s %s, %d jobs", r + 1, system, how, n)
                 try:
-                    secs = float(fn(n))
+                    secs, cpu = fn(n)
                     runs.setdefault((system, how), []).append(
                         {
                             "system": system,
@@ -105,9 +106,12 @@ def producers(ctx: Ctx) -> list[dict[str, Any]]:
                             "jobs": n,
                             "seconds": secs,
                             "jobs_s": n / secs,
+                            "cpu_us_per_job": cpu / n * 1e6,
                         }
                     )
-                    log.info("  %.0f jobs/s", n / secs)
+                    log.info(
+                        "  %.0f jobs/s, %.1f µs of producer CPU per job", n / secs, cpu / n * 1e6
+                    )
                 except Exception as exc:
                     log.exception("  failed")
                     errors[(system, how)] = f"{type(exc).__name__}: {exc}"
@@ -120,6 +124,9 @@ def producers(ctx: Ctx) -> list[dict[str, Any]]:
         done = sorted(runs[(system, how)], key=lambda x: x["jobs_s"])
         row = dict(done[len(done) // 2])
         row["runs_jobs_s"] = [round(x["jobs_s"]) for x in runs[(system, how)]]
+        cpus = sorted(x["cpu_us_per_job"] for x in runs[(system, how)])
+        row["cpu_us_per_job"] = cpus[len(cpus) // 2]  # the median of the runs
+        row["runs_cpu_us_per_job"] = [round(x["cpu_us_per_job"], 1) for x in runs[(system, how)]]
         rows.append(row)
     return rows
 

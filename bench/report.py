@@ -300,7 +300,7 @@ def _enqueue(sec: dict[str, Any] | None) -> list[str]:
         t = []
         for r in prod:
             if "error" in r:
-                t.append([r["system"], r["how"], "-", f"failed: {r['error'][:100]}", "-"])
+                t.append([r["system"], r["how"], "-", f"failed: {r['error'][:100]}", "-", "-"])
             else:
                 t.append(
                     [
@@ -309,9 +309,20 @@ def _enqueue(sec: dict[str, Any] | None) -> list[str]:
                         _n(r["jobs"]),
                         f"**{_n(r['jobs_s'])}**",
                         _spread({"runs_jobs_s": r.get("runs_jobs_s", [])}),
+                        _n(r.get("cpu_us_per_job"), 1),
                     ]
                 )
-        lines += _table(["system", "call", "jobs per run", "jobs/s (median)", "range of runs"], t)
+        lines += _table(
+            [
+                "system",
+                "call",
+                "jobs per run",
+                "jobs/s (median)",
+                "range of runs",
+                "producer CPU µs/job (median)",
+            ],
+            t,
+        )
         lines.append("")
     return lines
 
@@ -377,7 +388,7 @@ def _payload(sec: dict[str, Any] | None) -> list[str]:
             "of it: enqueue / drain",
             "Redis bytes/job",
             "enqueue / drain jobs/s",
-            "worker CPU µs/job",
+            "worker CPU µs/job (start-up included)",
         ],
         t,
     )
@@ -746,10 +757,10 @@ def _targets(data: dict[str, Any]) -> list[str]:
     for figure, target, value, ok in autoscale_targets(a):
         add(figure, target, value, ok)
     o = (s.get("operator") or {}).get("data") or {}
-    rows = o.get("rows", [])
+    sizes = o.get("rows", [])
     # the targets are set at 1,000 JobQueues (issue 21); else the largest size measured
-    big = next((r for r in rows if r["queues"] == 1_000), None) or max(
-        rows, key=lambda r: r["queues"], default=None
+    big = next((r for r in sizes if r["queues"] == 1_000), None) or max(
+        sizes, key=lambda r: r["queues"], default=None
     )
     if big:
         add(

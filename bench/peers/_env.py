@@ -22,12 +22,13 @@ def payload(size: int) -> str:
 
 
 def produce_main(enqueue_n: Callable[[int, str], None]) -> None:
-    """CLI: `produce N [PAYLOAD_BYTES]`; times enqueue_n(N, payload) and prints JSON."""
+    """CLI: `produce N [PAYLOAD_BYTES]`; times enqueue_n(N, payload) and prints JSON: its
+    seconds and the producer's CPU seconds (user + sys of this process) over them."""
     if len(sys.argv) < 3 or sys.argv[1] != "produce":
         raise SystemExit(f"usage: {sys.argv[0]} produce N [PAYLOAD_BYTES]")
     n = int(sys.argv[2])
     body = payload(int(sys.argv[3]) if len(sys.argv) > 3 else 0)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     enqueue_n(n, body)
-    seconds = time.perf_counter() - t0
-    sys.stdout.write(json.dumps({"jobs": n, "seconds": seconds}) + "\n")
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    sys.stdout.write(json.dumps({"jobs": n, "seconds": seconds, "cpu_seconds": cpu}) + "\n")
