@@ -101,6 +101,16 @@ def test_stats_enqueue_get_and_workers_through_the_kubernetes_api(target: Target
     assert target.ok("dlq", "ls", NAME).splitlines()[-1] == "0 dead"
 
 
+def test_the_api_image_serves_the_dashboard(target: Target) -> None:
+    """The image ships the dashboard's files (read through the API server's service proxy)."""
+    base = f"/api/v1/namespaces/{target.namespace}/services/{NAME}-api:80/proxy/ui"
+    kube = target.cluster.kube
+    page = kube.kubectl("get", "--raw", f"{base}/").stdout
+    assert "<title>jobqueue</title>" in page and 'src="app.js"' in page
+    script = kube.kubectl("get", "--raw", f"{base}/api.js").stdout
+    assert "export async function followEvents" in script
+
+
 def test_a_wrong_token_or_name_is_a_clear_error(target: Target) -> None:
     wrong = target.cli("--token", "nope", "stats", NAME)
     assert wrong.returncode == 1 and "401" in wrong.stderr
