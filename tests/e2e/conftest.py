@@ -47,8 +47,14 @@ def operator(
     kube = node_cluster.kube
     # The same CRD may already be there from the chart (Helm keeps CRDs): take it over.
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kube.kubectl("wait", "--for=condition=Established", "crd/jobqueues.jobqueue.io",
-                 "--timeout=60s")  # fmt: skip
+
+    def established() -> bool:
+        # `kubectl wait` fails outright while a just-created CRD has no status yet: poll.
+        crd = kube.kubectl_json("get", "crd", "jobqueues.jobqueue.io")
+        conditions = crd.get("status", {}).get("conditions", [])
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_for("the JobQueue CRD Established", established, 60)
     health = free_port()
     env = {
         **kube.env(),

@@ -138,7 +138,15 @@ async def test_kill9_of_worker_containers_loses_no_job(
         await await_until("every job completed", done, timeout=600)
         ran = await executions(redis, queue.name)
         stats = await queue.stats()
-        after = restart_counts(api, ns, WORKER, "worker")
+
+        def restarted() -> dict[str, int] | None:
+            # A container killed again soon after a restart waits out the kubelet's back-off
+            # (10 s, then 20 s, ...) before it runs again: wait for every restart.
+            now = restart_counts(api, ns, WORKER, "worker")
+            done = sum(now.get(p, 0) - before.get(p, 0) for p in now) >= len(kills)
+            return now if done else None
+
+        after = wait_settled("every killed container restarted", restarted, timeout=120)
     finally:
         api.delete(api.jq_path(ns, NAME))
         wait_settled(
