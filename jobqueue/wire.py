@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import weakref
 from typing import Any, cast
 
@@ -169,7 +170,9 @@ class Wire:
     _by_pool: weakref.WeakKeyDictionary[ConnectionPool, Wire] = weakref.WeakKeyDictionary()
 
     def __init__(self, pool: ConnectionPool) -> None:
-        self._pool = pool
+        # weak: the registry is keyed weakly by the pool, so a strong reference here would
+        # keep every pool (and its wire) alive after its client is gone
+        self._pool_ref = weakref.ref(pool)
         self._conn: AbstractConnection | None = None
         self._proto: _Protocol | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -215,7 +218,8 @@ class Wire:
             if proto is not None and not proto.closed:
                 return proto  # another caller opened it meanwhile
             await self._drop()
-            conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+            pool = self._pool()
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
                 writer = cast(Any, conn)._writer
                 reader = cast(Any, conn)._reader
@@ -230,12 +234,18 @@ class Wire:
                 )
                 transport.set_protocol(proto)
             except BaseException:
-                await self._pool.release(conn)
+                await pool.release(conn)
                 raise
             self._conn = conn
             self._proto = proto
             self._timeout = cast(Any, conn).socket_timeout
             return proto
+
+    def _pool(self) -> ConnectionPool:
+        pool = self._pool_ref()
+        if pool is None:  # pragma: no cover - a call needs the client, which holds the pool
+            raise RedisConnectionError("the client of this connection is gone")
+        return pool
 
     async def _drop(self) -> None:
         """Close the previous connection (if any) and give it back to its pool."""
@@ -245,7 +255,10 @@ class Wire:
         try:
             await conn.disconnect(nowait=True)
         finally:
-            await self._pool.release(conn)
+            pool = self._pool_ref()
+            if pool is not None:
+                with contextlib.suppress(KeyError):  # the pool was reset meanwhile
+                    await pool.release(conn)
 
     async def aclose(self) -> None:
         """Close the connection (the pool's own ``disconnect`` does it too)."""

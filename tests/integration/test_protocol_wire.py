@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -119,3 +120,16 @@ async def test_one_wire_per_connection_pool(redis_url: str) -> None:
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_closed_and_dropped_client_leaves_no_wire_behind(
+    redis_url: str, queue_name: str
+) -> None:
+    gc.collect()
+    before = len(Wire._by_pool)
+    async with _queue(redis_url, queue_name) as queue:
+        await queue.enqueue(JobSpec("t"))
+        assert len(Wire._by_pool) == before + 1
+    del queue
+    gc.collect()
+    assert len(Wire._by_pool) == before
