@@ -198,7 +198,12 @@ def _ids_tokens(leases: Sequence[tuple[str, int]]) -> tuple[str, str]:
 
 
 class Queue:
-    """One job queue in Redis (standalone or Cluster); cheap to create, safe to share."""
+    """One job queue in Redis (standalone or Cluster); cheap to create, safe to share.
+
+    On a standalone or Sentinel client, the script calls of every Queue on that client share
+    one pipelined connection taken from the client's pool and held until the client closes
+    (jobqueue.wire): a pool capped at N connections leaves N - 1 to other commands.
+    """
 
     def __init__(
         self,
