@@ -181,6 +181,22 @@ class Kube:
     def kubectl_json(self, *args: str, timeout: float = 120.0) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json", timeout=timeout).stdout)
 
+    def wait_established(self, *crds: str, timeout: float = 60.0) -> None:
+        """Wait until every CRD named (``jobqueues.jobqueue.io``) is Established. Polls: `kubectl
+        wait --for=condition=Established` fails outright while a just-applied CRD has no
+        status conditions yet."""
+        deadline = time.monotonic() + timeout
+        pending = [name.removeprefix("crd/") for name in crds]
+        while pending:
+            crd = self.kubectl_json("get", "crd", pending[0])
+            conditions = (crd.get("status") or {}).get("conditions") or []
+            if any(x["type"] == "Established" and x["status"] == "True" for x in conditions):
+                pending.pop(0)
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {pending[0]} not Established after {timeout:.0f} s")
+            else:
+                time.sleep(0.2)
+
 
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager (+ optional kube-scheduler) in state_dir.

@@ -47,14 +47,7 @@ def operator(
     kube = node_cluster.kube
     # The same CRD may already be there from the chart (Helm keeps CRDs): take it over.
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-
-    def established() -> bool:
-        # `kubectl wait` fails outright while a just-created CRD has no status yet: poll.
-        crd = kube.kubectl_json("get", "crd", "jobqueues.jobqueue.io")
-        conditions = crd.get("status", {}).get("conditions", [])
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-
-    wait_for("the JobQueue CRD Established", established, 60)
+    kube.wait_established("jobqueues.jobqueue.io")
     health = free_port()
     env = {
         **kube.env(),

@@ -130,8 +130,7 @@ def setup(node_cluster: node.NodeCluster) -> Iterator[Setup]:
     release = f"np-{uuid.uuid4().hex[:6]}"
     # The CRD may be there from another test or the demo's release: take it over from crds/.
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kube.kubectl("wait", "--for=condition=Established", "crd/jobqueues.jobqueue.io",
-                 "--timeout=60s")  # fmt: skip
+    kube.wait_established("jobqueues.jobqueue.io")
     values = {
         "image.repository": "localhost/jobqueue-operator",
         "image.tag": "dev",

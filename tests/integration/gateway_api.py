@@ -36,7 +36,7 @@ def install(kube: Kube) -> None:
     """Apply the standard-channel CRDs and wait until HTTPRoute is served."""
     for crd in sorted(crd_dir().glob("*.yaml")):
         kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    kube.kubectl("wait", "--for=condition=Established", f"crd/{HTTPROUTE_CRD}", "--timeout=60s")
+    kube.wait_established(HTTPROUTE_CRD)
 
 
 def uninstall(kube: Kube) -> None:

@@ -277,8 +277,7 @@ TEST_CRD: dict[str, Any] = {
 def test_crd(kube: Kube) -> Iterator[None]:
     """A throw-away kind with a status subresource (the reporter is kind-agnostic)."""
     apply(kube, TEST_CRD)
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/scaledthings.scalertest.jobqueue.io")  # fmt: skip
+    kube.wait_established("scaledthings.scalertest.jobqueue.io")
     yield
     kube.kubectl("delete", "crd", "scaledthings.scalertest.jobqueue.io", "--wait=false")
 

@@ -364,7 +364,7 @@ def test_install_then_operator_lifecycle_with_only_the_charts_rbac_then_uninstal
     installed = helm(kube, "install", RELEASE, CHART, "-n", RELEASE_NS, "-f", values)
     ns_flag = f"-n {ns} " if mode.namespaced else ""  # NOTES: the next command, where it works
     assert f"kubectl apply {ns_flag}-f examples/jobqueue-managed.yaml" in installed.stdout
-    kube.kubectl("wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=60s")
+    kube.wait_established(CRD)
     manifest = [
         d
         for d in yaml.safe_load_all(helm(kube, "get", "manifest", RELEASE, "-n", RELEASE_NS).stdout)

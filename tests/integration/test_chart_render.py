@@ -299,7 +299,7 @@ def test_server_side_dry_run_accepts_the_monitoring_objects(
     for crd in crds:
         kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
     names = [f"crd/{yaml.safe_load(crd.read_text())['metadata']['name']}" for crd in crds]
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+    kube.wait_established(*names)
     rendered = render(tmp_path, VALUE_SETS["monitoring"], namespace=namespaces[0])
     docs = [d for d in documents(rendered) if d["kind"] in MONITORING_KINDS]
     assert sorted(d["kind"] for d in docs) == list(MONITORING_KINDS)

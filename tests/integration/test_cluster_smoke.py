@@ -152,8 +152,7 @@ def test_a_crd_serves_objects_of_its_kind(kube: Kube, ns: str) -> None:
     """A CRD defined here (crds/ has none yet): served, stored, and its schema enforced."""
     apply(kube, SMOKE_CRD)
     try:
-        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                     "crd/widgets.smoke.jobqueue.io")  # fmt: skip
+        kube.wait_established("widgets.smoke.jobqueue.io")
         widget = {
             "apiVersion": "smoke.jobqueue.io/v1",
             "kind": "Widget",

@@ -278,9 +278,7 @@ def test_with_leader_election_a_standby_takes_over_within_15_s_of_a_sigkill(
     CRD): one works, the other stands by; the worker is SIGKILLed and the standby reconciles
     a new JobQueue within 15 s, and a schedule keeps firing exactly once per fire time."""
     kube.kubectl("apply", "--server-side", "-f", str(PEERING_CRD))
-    kube.kubectl(
-        "wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s"
-    )
+    kube.wait_established("clusterkopfpeerings.kopf.dev")
     peering = {"PEERING": "true", "PEERING_NAME": f"test-{ns}"}
     replicas.start("leader", **peering, PEERING_PRIORITY="200")
     replicas.wait_healthy("leader")

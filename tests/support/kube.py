@@ -32,17 +32,10 @@ def apply(kube: Kube, manifest: dict[str, Any], *args: str) -> None:
     kube.kubectl("apply", "-f", "-", *args, input=json.dumps(manifest))
 
 
-def jobqueue_crd_established(kube: Kube) -> bool:
-    crd = kube.kubectl_json("get", "crd", c.CRD_NAME)
-    conditions = (crd.get("status") or {}).get("conditions") or []
-    return any(x["type"] == "Established" and x["status"] == "True" for x in conditions)
-
-
 def install_jobqueue_crd(kube: Kube) -> None:
     """Server-side apply of the JobQueue CRD (crds/), then wait until it is Established."""
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    # `kubectl wait` right after creation can fail on a CRD without status yet: poll instead
-    wait_for("the JobQueue CRD to be Established", lambda: jobqueue_crd_established(kube))
+    kube.wait_established(c.CRD_NAME)
 
 
 @contextmanager
