@@ -1195,6 +1195,34 @@ class Node:
                                 f"{log_tail(logf)}")  # fmt: skip
             time.sleep(0.25)
 
+    # ---- restart (tests: the node's own services fail under running pods) ----------------
+    def restart(self, *names: str) -> None:
+        """Stop the named node processes (SIGTERM, in the order given) and start each again with
+        its own command line, in reverse order: what a supervisor does when a service crashes
+        or is restarted. Pods keep running in their shims meanwhile; containerd answers again
+        and the kubelet reports the node Ready again before this returns."""
+        argvs = {}
+        for name in names:
+            rec = self.procs.record(name)
+            if rec is None or not rec.running:
+                raise NodeError(f"{name} is not running: nothing to restart")
+            raw = Path(f"/proc/{rec.pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+            argvs[name] = [a.decode() for a in raw]
+        for name in names:
+            self.procs.stop(name)
+        for name in reversed(names):
+            if name == CONTAINERD:
+                self.paths.containerd_socket.unlink(missing_ok=True)
+            self.procs.start(name, argvs[name])
+        if CONTAINERD in names:
+            sock = self.paths.containerd_socket
+
+            def answers() -> bool:
+                return sock.exists() and self.ctr("version", check=False).returncode == 0
+
+            self._wait(CONTAINERD, "its socket", answers, 30.0)
+        self._wait(KUBELET, "node Ready", self._node_ready, NODE_READY_TIMEOUT)
+
     # ---- stop --------------------------------------------------------------------------
     def drain(self, timeout: float = DRAIN_TIMEOUT) -> None:
         """Cordon, delete every pod of this node through the API (grace 0), wait until the

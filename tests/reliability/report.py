@@ -57,6 +57,13 @@ SECTIONS: tuple[tuple[str, str], ...] = (
         "directory on the node are gone.",
     ),
     (
+        "Faults: kubelet and containerd restarted under running pods (real node)",
+        "The node's kubelet and containerd stopped (SIGTERM) and started again with their own "
+        "command lines every 2 s while worker pods run the chaos task module: the containers "
+        "live on in their shims, so no job may be lost or run twice, and the same pods must be "
+        "Running and Ready again.",
+    ),
+    (
         "Faults: redis-server killed and restarted (AOF)",
         "SIGKILL of redis-server under load from 8 HTTP clients through a real API, 2 real "
         "workers; down a few seconds, then restarted from its AOF. Lost = acknowledged (202) and "
@@ -183,7 +190,7 @@ def render(records: list[dict[str, Any]], meta: Mapping[str, Any]) -> str:
         "runs: tests that recorded figures (the schemathesis cases record one total); kills: "
         "worker processes and containers (and managed Redis containers) SIGKILLed + pods "
         "deleted + poison deaths + operator SIGKILLs; restarts: redis-server, container "
-        "(kubelet) and kube-apiserver restarts + operator starts; jobs: enqueued or accepted "
+        "(kubelet), kubelet, containerd and kube-apiserver restarts + operator starts; jobs: enqueued or accepted "
         "(202); bad "
         "inputs: hand-made HTTP requests, schemathesis cases, JobQueue manifests and missing "
         "Secrets, rejected = 4xx, refused at admission or reported Degraded (schemathesis cases "
