@@ -239,6 +239,14 @@ class Queue:
         # Standalone (and Sentinel) clients with a connection pool take the pre-packed path;
         # a cluster client routes by key and a single-connection client has its own lock.
         self._direct = isinstance(redis, Redis) and redis.connection is None
+        # ... on the pool's pipelined connection (jobqueue.wire), unless that connection would
+        # be the pool's only one: other commands (pipelines, pub/sub, SCRIPT LOAD) need theirs
+        self._wire = (
+            Wire.for_client(cast(Redis, redis))
+            if self._direct
+            and getattr(cast(Redis, redis).connection_pool, "max_connections", 2) > 1
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r})"
@@ -252,12 +260,14 @@ class Queue:
         (jobqueue.wire); a call that lost its connection there is retried on the pool with
         the client's own retry policy, as redis-py retries any command."""
         try:
-            if self._direct:
+            if self._wire is not None:
                 packed = _pack(s, args)
                 try:
-                    return await Wire.for_client(cast(Redis, self.redis)).call(packed)
+                    return await self._wire.call(packed)
                 except (RedisConnectionError, RedisTimeoutError):
                     return await self._send_packed(packed)
+            if self._direct:
+                return await self._send_packed(_pack(s, args))
             return await self.redis.execute_command(*s.head, *args)
         except NoScriptError:
             await self.redis.execute_command("SCRIPT LOAD", s.source)

@@ -16,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobqueue import JobSpec, JobStatus, Queue, connect
+from jobqueue.constants import MAX_BATCH
 from jobqueue.wire import Wire
 
 
@@ -133,3 +134,14 @@ async def test_a_closed_and_dropped_client_leaves_no_wire_behind(
     del queue
     gc.collect()
     assert len(Wire._by_pool) == before
+
+
+async def test_a_pool_of_one_connection_is_not_held_by_the_wire(
+    redis_url: str, queue_name: str
+) -> None:
+    async with _queue(redis_url, queue_name, max_connections=1) as queue:
+        await queue.enqueue(JobSpec("t"))
+        # more than one script call: a pipeline, which needs the pool's connection
+        created = await queue.enqueue_many([JobSpec("t") for _ in range(MAX_BATCH + 1)])
+        assert len(created) == MAX_BATCH + 1
+        assert (await queue.stats()).ready == MAX_BATCH + 2
