@@ -1214,13 +1214,21 @@ class Node:
             if name == CONTAINERD:
                 self.paths.containerd_socket.unlink(missing_ok=True)
             self.procs.start(name, argvs[name])
-        if CONTAINERD in names:
-            sock = self.paths.containerd_socket
-
-            def answers() -> bool:
-                return sock.exists() and self.ctr("version", check=False).returncode == 0
-
-            self._wait(CONTAINERD, "its socket", answers, 30.0)
+            if name == CONTAINERD:
+                self._wait(CONTAINERD, "its socket", self._containerd_answers, 30.0)
+        if KUBELET in names:
+            # The kubelet exits when containerd's CRI service is not initialised yet (a moment
+            # after its socket answers); started again like systemd's Restart=always would.
+            healthz = f"http://{NODE_ADDRESS}:{KUBELET_HEALTHZ_PORT}/healthz"
+            deadline = time.monotonic() + NODE_READY_TIMEOUT
+            while not _http_ok(healthz):
+                if time.monotonic() > deadline:
+                    logf = self.paths.logs / f"{KUBELET}.log"
+                    raise NodeError(f"the kubelet did not come back; {logf}:\n{log_tail(logf)}")
+                if self.procs.exited(KUBELET) is not None:
+                    time.sleep(1.0)
+                    self.procs.start(KUBELET, argvs[KUBELET])
+                time.sleep(0.25)
         self._wait(KUBELET, "node Ready", self._node_ready, NODE_READY_TIMEOUT)
 
     # ---- stop --------------------------------------------------------------------------
@@ -1250,6 +1258,10 @@ class Node:
                 break
             time.sleep(0.5)
         log.info("pods stopped by the kubelet in %.1f s", time.monotonic() - t0)
+
+    def _containerd_answers(self) -> bool:
+        sock = self.paths.containerd_socket
+        return sock.exists() and self.ctr("version", check=False).returncode == 0
 
     def _containerd_up(self) -> bool:
         rec = self.procs.record(CONTAINERD)
