@@ -3,8 +3,6 @@ the in-cluster config), configured by environment variables (see settings.py).""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 
 import kopf
@@ -12,21 +10,8 @@ import kopf
 from jobqueue_operator import discovery
 from jobqueue_operator.settings import get_settings
 
-#: glibc's mallopt parameter M_ARENA_MAX: how many malloc arenas threads may use.
-_M_ARENA_MAX = -8
-
-
-def _few_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas before any thread starts. The Kubernetes calls run in thread
-    pools (kube.py), and glibc gives threads arenas of their own (up to 8 per core), each
-    holding on to the memory freed in it, so RSS grows with the threads rather than with
-    what is in use. A no-op off glibc."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas)
-
 
 def main() -> None:
-    _few_malloc_arenas()
     settings = get_settings()
     kopf.configure(
         verbose=settings.log_level == "DEBUG",
