@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobqueue.backoff import backoff_ceiling, backoff_delay
+from jobqueue.backoff import backoff_ceiling, backoff_delay, reconnect_delay
 from jobqueue.connection import (
     connect,
     connect_any,
@@ -51,6 +51,7 @@ __all__ = [
     "connect_sentinel",
     "is_cluster_url",
     "is_sentinel_url",
+    "reconnect_delay",
     "redact_url",
     "url_secrets",
 ]

@@ -1,4 +1,5 @@
-"""Retry backoff: exponential with full jitter (the same formula as ``lua/_lib.lua``)."""
+"""Backoff: exponential with full jitter for job retries (the formula of ``lua/_lib.lua``), and
+with equal jitter for reconnects."""
 
 from __future__ import annotations
 
@@ -17,3 +18,11 @@ def backoff_ceiling(attempt: int, base: float, cap: float) -> float:
 def backoff_delay(attempt: int, base: float, cap: float, u: float) -> float:
     """Full jitter: a delay uniform in [0, ceiling), drawn with ``u`` in [0, 1)."""
     return u * backoff_ceiling(attempt, base, cap)
+
+
+def reconnect_delay(attempt: int, base: float, cap: float, u: float) -> float:
+    """Equal jitter: a delay uniform in [ceiling/2, ceiling), drawn with ``u`` in [0, 1). Clients
+    that lost the same Redis at once come back spread over half the ceiling, and none waits
+    longer than the plain exponential delay would have made it."""
+    ceiling = backoff_ceiling(attempt, base, cap)
+    return ceiling / 2 + u * ceiling / 2

@@ -121,6 +121,19 @@ async def test_redis_restarts_lose_no_acknowledged_job(
             half_written += await inconsistent_ids(redis, queue)
             after_restart = await by_worker(redis, queue.name)
             await asyncio.sleep(size.run_s)
+
+        # Workers reconnect on jittered delays (up to the worker's REDIS_RETRY_MAX, 5 s), so
+        # keep the load on until each one completes jobs again; one that never does fails here.
+        async def every_worker_back() -> bool:
+            now = await by_worker(redis, queue.name)
+            return all(now.get(name, 0) > after_restart.get(name, 0) for name in pids)
+
+        await await_until(
+            "every worker completing jobs again after the last restart",
+            every_worker_back,
+            timeout=30,
+            on_fail=lambda: "\n".join(w.tail(2000) for w in workers),
+        )
         load.stop.set()
         await asyncio.gather(*tasks)
         accepted = [s.job_id for s in load.accepted() if s.job_id]

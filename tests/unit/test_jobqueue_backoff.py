@@ -1,11 +1,12 @@
-"""Backoff: exponential ceiling, capped, full jitter within [0, ceiling) (no I/O)."""
+"""Backoff: exponential ceiling, capped, full jitter within [0, ceiling) for retries, equal
+jitter within [ceiling/2, ceiling) for reconnects (no I/O)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobqueue import backoff_ceiling, backoff_delay
+from jobqueue import backoff_ceiling, backoff_delay, reconnect_delay
 
 attempts = st.integers(min_value=1, max_value=10_000)
 bases = st.floats(min_value=0.001, max_value=60, allow_nan=False)
@@ -23,6 +24,20 @@ def test_delay_is_within_zero_and_the_ceiling(
 ) -> None:
     ceiling = backoff_ceiling(attempt, base, cap)
     assert 0 <= backoff_delay(attempt, base, cap, u) <= ceiling <= cap
+
+
+@given(attempts, bases, caps, units)
+def test_reconnect_delay_is_within_half_the_ceiling_and_the_ceiling(
+    attempt: int, base: float, cap: float, u: float
+) -> None:
+    ceiling = backoff_ceiling(attempt, base, cap)
+    assert ceiling / 2 <= reconnect_delay(attempt, base, cap, u) <= ceiling
+
+
+def test_reconnect_delays_spread_over_half_the_ceiling() -> None:
+    # The worker's schedule (0.2 s doubling to 5 s): 0.1-0.2 s, 0.2-0.4 s, ... 2.5-5 s.
+    assert [reconnect_delay(a, 0.2, 5.0, 0.0) for a in (1, 2, 6)] == [0.1, 0.2, 2.5]
+    assert reconnect_delay(6, 0.2, 5.0, 0.999) > 4.99
 
 
 @given(attempts, bases, caps)

@@ -29,6 +29,7 @@ import contextlib
 import functools
 import logging
 import math
+import random
 import time
 import traceback
 from collections import deque
@@ -39,7 +40,7 @@ from typing import Any, Final, Protocol
 
 from redis.exceptions import RedisError
 
-from jobqueue import Claimed, FailOutcome, QueueError
+from jobqueue import Claimed, FailOutcome, QueueError, reconnect_delay
 from jobqueue.codec import Encoded, dumps
 from jobqueue_worker import constants as c
 from jobqueue_worker.context import JobContext, SyncJobContext
@@ -298,7 +299,7 @@ class Worker:
     async def _claim_loop(self) -> None:
         queue, cfg = self._queue, self.config
         cap = c.CLAIM_BATCH_MAX
-        backoff = c.REDIS_RETRY_MIN
+        failures = 0
         buffer = self._buffer
         while not self._stopping:
             self.last_beat = now = time.monotonic()
@@ -316,11 +317,18 @@ class Worker:
                 claimed = await queue.claim(cfg.worker_id, min(room, cap))
             except QUEUE_ERRORS as exc:
                 self.metrics.redis_errors.labels("claim").inc()
-                log.warning("claim failed; retrying", extra={"error": repr(exc), "in_s": backoff})
-                await self._wait(self._stop, backoff)
-                backoff = min(backoff * 2, c.REDIS_RETRY_MAX)
+                failures += 1
+                # Jittered, so that the workers of a Redis that restarts do not all come back
+                # in the same instant.
+                delay = reconnect_delay(
+                    failures, c.REDIS_RETRY_MIN, c.REDIS_RETRY_MAX, random.random()
+                )
+                log.warning(
+                    "claim failed; retrying", extra={"error": repr(exc), "in_s": round(delay, 3)}
+                )
+                await self._wait(self._stop, delay)
                 continue
-            backoff = c.REDIS_RETRY_MIN
+            failures = 0
             self.metrics.claim_calls.inc()
             if claimed:
                 self.metrics.claimed.inc(len(claimed))
