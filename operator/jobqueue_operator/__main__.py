@@ -7,7 +7,7 @@ import logging
 
 import kopf
 
-from jobqueue_operator import discovery
+from jobqueue_operator import discovery, relisting
 from jobqueue_operator.settings import get_settings
 
 
@@ -27,6 +27,7 @@ def main() -> None:
     # Importing the handlers registers them with kopf's default registry.
     from jobqueue_operator import handlers  # noqa: F401
 
+    relisting.install()
     namespaces = settings.namespaces()
     if namespaces:
         discovery.install()
