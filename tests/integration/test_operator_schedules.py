@@ -279,7 +279,9 @@ def test_with_leader_election_a_standby_takes_over_within_15_s_of_a_sigkill(
     a new JobQueue within 15 s, and a schedule keeps firing exactly once per fire time."""
     kube.kubectl("apply", "--server-side", "-f", str(PEERING_CRD))
     kube.wait_established("clusterkopfpeerings.kopf.dev")
-    peering = {"PEERING": "true", "PEERING_NAME": f"test-{ns}"}
+    # Both watch this test's namespace only: what the standby takes over is this test's work,
+    # not the JobQueues other tests of the module left finalizing in theirs.
+    peering = {"PEERING": "true", "PEERING_NAME": f"test-{ns}", "WATCH_NAMESPACES": ns}
     replicas.start("leader", **peering, PEERING_PRIORITY="200")
     replicas.wait_healthy("leader")
     replicas.start("standby", **peering, PEERING_PRIORITY="100")
