@@ -88,8 +88,10 @@ class KubectlError(subprocess.CalledProcessError):
         return f"{super().__str__()}\nstderr: {self.stderr}\nstdout: {self.stdout}"
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on host right now."""
+def free_port(host: str = "0.0.0.0") -> int:
+    """A TCP port free right now on every address (the default), so that a server binding
+    0.0.0.0 gets it too: a port free on 127.0.0.1 may be held on another address (the node's
+    kube-apiserver listens on 10.200.0.1), which made an operator's health server fail to bind."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
