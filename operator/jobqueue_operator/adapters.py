@@ -324,18 +324,7 @@ class KubernetesReporter:
                 "status": {**fields, "conditions": conditions},
             }
             try:
-                await asyncio.to_thread(
-                    self._custom.patch_namespaced_custom_object_status,
-                    self._group,
-                    self._version,
-                    self.namespace,
-                    self._plural,
-                    self.name,
-                    body,
-                    field_manager=FIELD_MANAGER,
-                    _content_type=MERGE_PATCH,
-                    _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-                )
+                await self._merge_status(body)
                 return
             except Exception as exc:
                 if not _is_status(exc, 409) or attempt == STATUS_CONFLICT_RETRIES - 1:
@@ -344,6 +333,10 @@ class KubernetesReporter:
     async def patch_status(self, fields: Mapping[str, Any]) -> None:
         """A JSON merge patch of some status fields (no resourceVersion: for map entries only
         this writer sets)."""
+        await self._merge_status({"status": dict(fields)})
+
+    async def _merge_status(self, body: dict[str, Any]) -> None:
+        """One JSON merge patch of the status subresource."""
         await asyncio.to_thread(
             self._custom.patch_namespaced_custom_object_status,
             self._group,
@@ -351,7 +344,7 @@ class KubernetesReporter:
             self.namespace,
             self._plural,
             self.name,
-            {"status": dict(fields)},
+            body,
             field_manager=FIELD_MANAGER,
             _content_type=MERGE_PATCH,
             _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
