@@ -79,6 +79,11 @@ def _is_status(exc: BaseException, *codes: int) -> bool:
     return getattr(exc, "status", None) in codes
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """A 409 Conflict: the object changed since the version a write was based on."""
+    return _is_status(exc, 409)
+
+
 ReplicaEntry = tuple[int | None, bool]  # spec.replicas, and whether the autoscaler applies it
 
 
@@ -197,17 +202,24 @@ class KubernetesScaleTarget:
             _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
         )
 
-    async def adopt(self, replicas: int) -> None:
+    async def adopt(self, replicas: int, *, resource_version: str | None = None) -> None:
         """Apply spec.replicas as the autoscaler's field manager (no request when the watch
-        shows it already does, at that count: a restarted operator writes nothing)."""
+        shows it already does, at that count: a restarted operator writes nothing).
+
+        With ``resource_version`` (the version ``replicas`` was read from) the write is
+        refused with a 409 Conflict if the Deployment changed since: a scale made meanwhile
+        is never overwritten with the older count."""
         if self._cache is not None and self._cache.adopted(
             self.namespace, self.deployment, replicas
         ):
             return
+        metadata = {"name": self.deployment, "namespace": self.namespace}
+        if resource_version is not None:
+            metadata["resourceVersion"] = resource_version
         body = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": self.deployment, "namespace": self.namespace},
+            "metadata": metadata,
             "spec": {"replicas": replicas},
         }
         await asyncio.to_thread(

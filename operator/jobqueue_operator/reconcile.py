@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 EventType = Literal["Normal", "Warning"]
 STATUS_CONFLICT_RETRIES = 5
+HANDOVER_ATTEMPTS = 3  # conditional hand-overs of spec.replicas before giving up this pass
 
 
 class EventPoster(Protocol):
@@ -228,12 +229,28 @@ class Reconciler:
     async def _hand_over_replicas(self, manifest: Mapping[str, Any], live: JSON | None) -> None:
         """Before an apply that stops sending the worker's spec.replicas (autoscaling was just
         switched on), let the autoscaler co-own the field at its live value: server-side apply
-        would otherwise reset it to 1 and restart every worker but one."""
-        if live is not None and adapters.replicas_handover_needed(manifest, live):
+        would otherwise reset it to 1 and restart every worker but one.
+
+        ``live`` comes from the watch and may be behind: the autoscaler, started by the same
+        change, can already have scaled. The hand-over is conditional on the version read; on
+        a conflict the Deployment is read again and the decision made anew."""
+        for _ in range(HANDOVER_ATTEMPTS):
+            if live is None or not adapters.replicas_handover_needed(manifest, live):
+                return
+            meta = live["metadata"]
             target = adapters.KubernetesScaleTarget(
-                self.kube.api_client, live["metadata"]["namespace"], live["metadata"]["name"]
+                self.kube.api_client, meta["namespace"], meta["name"]
             )
-            await target.adopt(int(live["spec"]["replicas"]))
+            try:
+                await target.adopt(
+                    int(live["spec"]["replicas"]), resource_version=meta["resourceVersion"]
+                )
+                return
+            except Exception as exc:
+                if not adapters.is_conflict(exc):
+                    raise
+            live = await self.kube.get("Deployment", meta["namespace"], meta["name"])
+        raise KubeError(409, "Conflict", "spec.replicas kept changing during the hand-over")
 
     async def _counted(self, ref: JobQueueRef, body: Mapping[str, Any]) -> Outcome:
         """The reconcile, its problems and errors counted per JobQueue (a Prometheus series)."""

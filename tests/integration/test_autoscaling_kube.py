@@ -18,7 +18,10 @@ from jobqueue_operator.adapters import (
     replicas_handover_needed,
 )
 from jobqueue_operator.autoscaling import POD_DELETION_COST_ANNOTATION, AutoscalingSpec
+from jobqueue_operator.builders import Images
+from jobqueue_operator.kube import Kube as OperatorKube
 from jobqueue_operator.ports import Condition, QueueSnapshot, ScalerConfig, ScalerStatus
+from jobqueue_operator.reconcile import Reconciler
 from jobqueue_operator.scaler import Scaler
 from jobqueue_operator.sources import RedisMetricsSource
 from kubernetes import client
@@ -100,6 +103,27 @@ async def test_switching_autoscaling_on_keeps_the_replicas_after_a_handover(
     assert kube.kubectl_json("get", "deployment", "control", "-n", ns)["spec"]["replicas"] == 1
     live = kube.kubectl_json("get", "deployment", "handed-over", "-n", ns, "--show-managed-fields")
     assert replicas_handover_needed(autoscaled, live) is False
+
+
+async def test_a_hand_over_from_a_stale_view_keeps_a_scale_made_since(
+    kube: Kube, ns: str, api: client.ApiClient
+) -> None:
+    """The reconcile sees the worker Deployment through a watch, which can be behind: the
+    autoscaler, started by the same change that switched autoscaling on, may have scaled
+    already. The hand-over never writes the older count back (it did: CI, 4 workers became 3)."""
+    apply_as(kube, "jobqueue-operator", deployment(ns, "w", 3))
+    stale = kube.kubectl_json("get", "deployment", "w", "-n", ns, "--show-managed-fields")
+    await KubernetesScaleTarget(api, ns, "w").scale(4)  # the autoscaler, first
+    autoscaled = deployment(ns, "w", 0)
+    del autoscaled["spec"]["replicas"]
+    operator_kube = OperatorKube(api)
+    try:
+        reconciler = Reconciler(operator_kube, Images("a", "w", "r"), lambda *_: None)
+        await reconciler._hand_over_replicas(autoscaled, stale)
+    finally:
+        operator_kube._pool.shutdown()
+    apply_as(kube, "jobqueue-operator", autoscaled)
+    assert kube.kubectl_json("get", "deployment", "w", "-n", ns)["spec"]["replicas"] == 4
 
 
 @pytest.fixture

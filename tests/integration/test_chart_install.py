@@ -343,11 +343,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         plane.stop()
 
 
+@pytest.fixture
+def release(cluster: Kube) -> Iterator[None]:
+    """Uninstalls what a failed test left installed, so one mode's failure is not the next's
+    too (helm: 'cannot re-use a name that is still in use')."""
+    yield
+    helm(cluster, "uninstall", RELEASE, "-n", RELEASE_NS, "--ignore-not-found", "--wait")
+
+
 # -- the test ----------------------------------------------------------------------------------
 
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("mode", MODES, ids=[m.name for m in MODES])
+@pytest.mark.usefixtures("release")
 def test_install_then_operator_lifecycle_with_only_the_charts_rbac_then_uninstall(
     cluster: Kube, redis_server: RedisServer, tmp_path: Path, mode: Mode
 ) -> None:
