@@ -10,17 +10,20 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, AliasChoices, BeforeValidator, SecretStr, ValidationError
 
-from jobqueue.connection import URL_SCHEMES, is_sentinel_url, parse_sentinel_url
+from jobqueue.connection import is_sentinel_url, parse_sentinel_url
+from jobqueue.contract import ENV_REDIS_URL, ENV_TASK_QUEUE_URL, REDIS_URL_SCHEMES
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-REDIS_SCHEMES = URL_SCHEMES
-REDIS_URL_ALIASES = AliasChoices("REDIS_URL", "TASK_QUEUE_URL", "redis_url")
-REDIS_URL_HELP = "Redis URL (redis://, rediss:// or unix://); TASK_QUEUE_URL is an alias."
+REDIS_SCHEMES = REDIS_URL_SCHEMES
+REDIS_URL_ALIASES = AliasChoices(ENV_REDIS_URL, ENV_TASK_QUEUE_URL, "redis_url")
+REDIS_URL_HELP = (
+    f"Redis URL ({', '.join(f'{s}://' for s in REDIS_SCHEMES)}); {ENV_TASK_QUEUE_URL} is an alias."
+)
 
 # How an error names a variable that has an alias.
 _ENV_NAMES = {
-    "REDIS_URL": "REDIS_URL (or TASK_QUEUE_URL)",
-    "TASK_QUEUE_URL": "REDIS_URL (or TASK_QUEUE_URL)",
+    ENV_REDIS_URL: f"{ENV_REDIS_URL} (or {ENV_TASK_QUEUE_URL})",
+    ENV_TASK_QUEUE_URL: f"{ENV_REDIS_URL} (or {ENV_TASK_QUEUE_URL})",
 }
 
 

@@ -7,8 +7,6 @@ from typing import Final
 SERVICE_NAME: Final = "jobqueue-api"
 
 # Settings defaults (env names live on the Settings fields).
-DEFAULT_QUEUE_NAME: Final = "default"
-DEFAULT_PORT: Final = 8080
 DEFAULT_HOST: Final = "0.0.0.0"  # noqa: S104 - a container service listens on every interface
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 DEFAULT_MAX_BATCH: Final = 1000

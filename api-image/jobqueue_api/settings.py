@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobqueue import contract
 from jobqueue import settings as shared
 from jobqueue.connection import redact_url
 from jobqueue.keys import validate_queue_name
@@ -18,7 +19,8 @@ class SettingsError(shared.SettingsError):
 
 
 class Settings(BaseSettings):
-    """Every knob of the API; env names in capitals (REDIS_URL, QUEUE_NAME, PORT, ...)."""
+    """Every knob of the API; env names in capitals (REDIS_URL, QUEUE_NAME, PORT, ...): those
+    the operator sets are named by jobqueue.contract (the fields' validation_alias)."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False, extra="ignore", frozen=True, populate_by_name=True
@@ -27,16 +29,25 @@ class Settings(BaseSettings):
     redis_url: shared.RedisUrl = Field(
         validation_alias=shared.REDIS_URL_ALIASES, description=shared.REDIS_URL_HELP
     )
-    queue_name: str = Field(default=c.DEFAULT_QUEUE_NAME, min_length=1, max_length=200)
+    queue_name: str = Field(
+        default=contract.DEFAULT_QUEUE_NAME,
+        min_length=1,
+        max_length=contract.QUEUE_NAME_MAX_LENGTH,
+        validation_alias=contract.ENV_QUEUE_NAME,
+    )
     host: str = c.DEFAULT_HOST
-    port: int = Field(default=c.DEFAULT_PORT, ge=1, le=65535)
+    port: int = Field(
+        default=contract.HTTP_PORT, ge=1, le=65535, validation_alias=contract.ENV_PORT
+    )
     max_payload_bytes: int = Field(default=c.DEFAULT_MAX_PAYLOAD_BYTES, ge=1)
     max_batch_bytes: int = Field(default=c.DEFAULT_MAX_BATCH_BYTES, ge=1)
     max_batch: int = Field(default=c.DEFAULT_MAX_BATCH, ge=1, le=100_000)
     max_queue_depth: int = Field(
         default=0, ge=0, description="Backpressure on ready jobs; 0 = off."
     )
-    api_token: Annotated[SecretStr | None, shared.BlankIsNone] = None
+    api_token: Annotated[SecretStr | None, shared.BlankIsNone] = Field(
+        default=None, validation_alias=contract.ENV_API_TOKEN
+    )
     log_level: shared.UpperLogLevel = "INFO"
     access_log: bool = False
     coalesce_enqueues: bool = True
@@ -45,8 +56,9 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(default=c.DEFAULT_REDIS_MAX_CONNECTIONS, ge=1)
     job_routes: dict[str, str] = Field(
         default_factory=dict,
-        description="JOB_ROUTES: JSON {job type: queue name} of the worker pools (set by the "
-        "operator); other types go to QUEUE_NAME.",
+        validation_alias=contract.ENV_JOB_ROUTES,
+        description="JSON {job type: queue name} of the worker pools (set by the operator); "
+        "other types go to QUEUE_NAME.",
     )
 
     @field_validator("job_routes")

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from jobqueue import contract
 from jobqueue_operator import constants as c
 from jobqueue_operator.formats import event_classes, wake_keys
 from jobqueue_operator.kubetypes import JSON, ChildKind, JobQueueRef, Manifest, ObjectMeta
@@ -319,14 +320,14 @@ def _redis_env(secret: str) -> list[JSON]:
     """REDIS_URL and its alias TASK_QUEUE_URL (the name seed 001's apps read), both from the
     Deployment's own Secret."""
     return [
-        _env_secret(c.ENV_REDIS_URL, secret, c.SECRET_KEY_REDIS_URL),
-        _env_secret(c.ENV_TASK_QUEUE_URL, secret, c.SECRET_KEY_REDIS_URL),
+        _env_secret(contract.ENV_REDIS_URL, secret, c.SECRET_KEY_REDIS_URL),
+        _env_secret(contract.ENV_TASK_QUEUE_URL, secret, c.SECRET_KEY_REDIS_URL),
     ]
 
 
 def _env_pod_name() -> JSON:
     return {
-        "name": c.ENV_POD_NAME,
+        "name": contract.ENV_POD_NAME,
         "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
     }
 
@@ -475,15 +476,14 @@ def api_deployment(
     secret = child_name(ref.name, c.COMPONENT_API)
     env = [
         *_redis_env(secret),
-        _env_value(c.ENV_QUEUE_NAME, pools(ref, spec)[0].queue),
-        _env_value(c.ENV_PORT, c.HTTP_PORT),
-        _env_pod_name(),
+        _env_value(contract.ENV_QUEUE_NAME, pools(ref, spec)[0].queue),
+        _env_value(contract.ENV_PORT, contract.HTTP_PORT),
     ]
     if has_token:
-        env.append(_env_secret(c.ENV_API_TOKEN, secret, c.SECRET_KEY_API_TOKEN))
+        env.append(_env_secret(contract.ENV_API_TOKEN, secret, c.SECRET_KEY_API_TOKEN))
     routes = spec.job_routes(ref.namespace, ref.name)
     if routes:
-        env.append(_env_value(c.ENV_JOB_ROUTES, json.dumps(routes, sort_keys=True)))
+        env.append(_env_value(contract.ENV_JOB_ROUTES, json.dumps(routes, sort_keys=True)))
     container: JSON = {
         "name": c.COMPONENT_API,
         "image": spec.api.image or images.api,
@@ -555,11 +555,11 @@ def worker_deployment(
     secret = child_name(ref.name, pool.component)
     env = [
         *_redis_env(secret),
-        _env_value(c.ENV_QUEUE_NAME, pool.queue),
-        _env_value(c.ENV_WORKER_CONCURRENCY, worker.concurrency),
-        _env_value(c.ENV_JOB_TIMEOUT, worker.job_timeout_seconds),
-        _env_value(c.ENV_DRAIN_TIMEOUT, worker.drain_timeout_seconds),
-        _env_value(c.ENV_HEALTH_PORT, c.HTTP_PORT),
+        _env_value(contract.ENV_QUEUE_NAME, pool.queue),
+        _env_value(contract.ENV_WORKER_CONCURRENCY, worker.concurrency),
+        _env_value(contract.ENV_JOB_TIMEOUT, worker.job_timeout_seconds),
+        _env_value(contract.ENV_DRAIN_TIMEOUT, worker.drain_timeout_seconds),
+        _env_value(contract.ENV_HEALTH_PORT, contract.HTTP_PORT),
         _env_pod_name(),
     ]
     container: JSON = {

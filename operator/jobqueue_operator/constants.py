@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from jobqueue import contract
+
 # The custom resource.
 GROUP: Final = "jobqueue.io"
 VERSION: Final = "v1alpha1"
@@ -41,41 +43,30 @@ COMPONENT_WORKER: Final = "worker"
 COMPONENT_REDIS: Final = "redis"
 DEFAULT_POOL: Final = "default"  # the pool of spec.worker (Deployment <name>-worker)
 
-# Environment variables the images read (see the team contract).
-ENV_REDIS_URL: Final = "REDIS_URL"
-ENV_TASK_QUEUE_URL: Final = "TASK_QUEUE_URL"
-ENV_QUEUE_NAME: Final = "QUEUE_NAME"
-ENV_PORT: Final = "PORT"
-ENV_API_TOKEN: Final = "API_TOKEN"  # noqa: S105 - a variable name
-ENV_POD_NAME: Final = "POD_NAME"
-ENV_WORKER_CONCURRENCY: Final = "WORKER_CONCURRENCY"
-ENV_JOB_TIMEOUT: Final = "JOB_TIMEOUT_SECONDS"
-ENV_DRAIN_TIMEOUT: Final = "DRAIN_TIMEOUT_SECONDS"
-ENV_HEALTH_PORT: Final = "HEALTH_PORT"
-ENV_JOB_ROUTES: Final = "JOB_ROUTES"  # API: JSON {job type: queue name} of the worker pools
+# Environment variables the images read: the contract with the images (jobqueue.contract),
+# re-exported here for the operator's other modules.
+ENV_REDIS_URL: Final = contract.ENV_REDIS_URL
+ENV_TASK_QUEUE_URL: Final = contract.ENV_TASK_QUEUE_URL
+ENV_QUEUE_NAME: Final = contract.ENV_QUEUE_NAME
+ENV_PORT: Final = contract.ENV_PORT
+ENV_API_TOKEN: Final = contract.ENV_API_TOKEN
+ENV_POD_NAME: Final = contract.ENV_POD_NAME
+ENV_WORKER_CONCURRENCY: Final = contract.ENV_WORKER_CONCURRENCY
+ENV_JOB_TIMEOUT: Final = contract.ENV_JOB_TIMEOUT
+ENV_DRAIN_TIMEOUT: Final = contract.ENV_DRAIN_TIMEOUT
+ENV_HEALTH_PORT: Final = contract.ENV_HEALTH_PORT
+ENV_JOB_ROUTES: Final = contract.ENV_JOB_ROUTES
 #: Env names the operator sets itself; a user's env list may not use them.
-RESERVED_ENV: Final = (
-    ENV_REDIS_URL,
-    ENV_TASK_QUEUE_URL,
-    ENV_QUEUE_NAME,
-    ENV_PORT,
-    ENV_API_TOKEN,
-    ENV_POD_NAME,
-    ENV_WORKER_CONCURRENCY,
-    ENV_JOB_TIMEOUT,
-    ENV_DRAIN_TIMEOUT,
-    ENV_HEALTH_PORT,
-    ENV_JOB_ROUTES,
-)
+RESERVED_ENV: Final = contract.RESERVED_ENV
 
 # Keys of the per-Deployment Secrets and of the managed Redis Secret.
-SECRET_KEY_REDIS_URL: Final = ENV_REDIS_URL
-SECRET_KEY_API_TOKEN: Final = ENV_API_TOKEN
+SECRET_KEY_REDIS_URL: Final = contract.ENV_REDIS_URL
+SECRET_KEY_API_TOKEN: Final = contract.ENV_API_TOKEN
 SECRET_KEY_REDIS_PASSWORD: Final = "password"  # noqa: S105 - a key name
 SECRET_KEY_REDIS_CONF: Final = "redis.conf"  # noqa: S105 - a key name
 
 # Ports and paths of the images.
-HTTP_PORT: Final = 8080
+HTTP_PORT: Final = contract.HTTP_PORT
 HTTP_PORT_NAME: Final = "http"
 HEALTHZ_PATH: Final = "/healthz"
 READYZ_PATH: Final = "/readyz"

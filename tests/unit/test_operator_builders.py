@@ -126,8 +126,8 @@ def test_both_deployments_get_the_same_queue_name_and_the_contract_env() -> None
     assert w["JOB_TIMEOUT_SECONDS"]["value"] == "300"
     assert w["DRAIN_TIMEOUT_SECONDS"]["value"] == "25"
     assert w["HEALTH_PORT"]["value"] == "8080"
-    for workload in (api, worker):
-        assert env_of(workload)["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert w["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert "POD_NAME" not in env_of(api)  # the API has no use for it (tests/unit/test_contract.py)
 
 
 def test_pods_are_restricted_with_a_tmp_emptydir_and_health_probes() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from jobqueue import contract
+
 SERVICE_NAME: Final = "jobqueue-worker"
 
 # Exit codes of `python -m jobqueue_worker` (documented in the package docstring).
@@ -11,16 +13,15 @@ EXIT_OK: Final = 0  # clean stop, including after SIGTERM/SIGINT with the drain 
 EXIT_ERROR: Final = 1  # an unexpected crash (a bug, or the health port already taken)
 EXIT_CONFIG: Final = 78  # sysexits EX_CONFIG: bad environment, or no usable TASKS_MODULE
 
-# Settings defaults (env names live on the Settings fields).
+# Settings defaults (env names live on the Settings fields; those shared with the operator,
+# and their defaults, in jobqueue.contract).
 DEFAULT_REDIS_URL: Final = "redis://localhost:6379/0"
-DEFAULT_QUEUE_NAME: Final = "default"
-DEFAULT_CONCURRENCY: Final = 8
-MAX_CONCURRENCY: Final = 4096
+DEFAULT_CONCURRENCY: Final = contract.DEFAULT_WORKER_CONCURRENCY
+MAX_CONCURRENCY: Final = contract.MAX_WORKER_CONCURRENCY
 DEFAULT_TASKS_MODULE: Final = "examples.tasks"
-DEFAULT_JOB_TIMEOUT: Final = 300.0  # seconds; 0 disables the per-job timeout
-DEFAULT_DRAIN_TIMEOUT: Final = 25.0  # shorter than the pod's default 30 s grace period
+DEFAULT_JOB_TIMEOUT: Final = float(contract.DEFAULT_JOB_TIMEOUT_SECONDS)  # 0: no timeout
+DEFAULT_DRAIN_TIMEOUT: Final = float(contract.DEFAULT_DRAIN_TIMEOUT_SECONDS)
 DEFAULT_HEALTH_HOST: Final = "0.0.0.0"  # noqa: S104 - the kubelet probes the pod IP
-DEFAULT_HEALTH_PORT: Final = 8080
 DEFAULT_LEASE_SECONDS: Final = 30.0
 DEFAULT_LIVENESS_TIMEOUT: Final = 30.0  # /healthz fails once the loop is silent this long
 DEFAULT_HEARTBEAT_INTERVAL: Final = 5.0  # worker heartbeat in Redis; TTL = 3 x this

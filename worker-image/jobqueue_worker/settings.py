@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobqueue import contract
 from jobqueue import settings as shared
 from jobqueue.connection import redact_url
 from jobqueue_worker import constants as c
@@ -26,7 +27,8 @@ def split_modules(value: str) -> tuple[str, ...]:
 
 
 class WorkerSettings(BaseSettings):
-    """Every knob of the worker; env names in capitals (REDIS_URL, WORKER_CONCURRENCY, ...)."""
+    """Every knob of the worker; env names in capitals (REDIS_URL, WORKER_CONCURRENCY, ...):
+    those the operator sets are named by jobqueue.contract (the fields' validation_alias)."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False, extra="ignore", frozen=True, populate_by_name=True
@@ -37,8 +39,18 @@ class WorkerSettings(BaseSettings):
         validation_alias=shared.REDIS_URL_ALIASES,
         description=shared.REDIS_URL_HELP,
     )
-    queue_name: str = Field(default=c.DEFAULT_QUEUE_NAME, min_length=1, max_length=200)
-    worker_concurrency: int = Field(default=c.DEFAULT_CONCURRENCY, ge=1, le=c.MAX_CONCURRENCY)
+    queue_name: str = Field(
+        default=contract.DEFAULT_QUEUE_NAME,
+        min_length=1,
+        max_length=contract.QUEUE_NAME_MAX_LENGTH,
+        validation_alias=contract.ENV_QUEUE_NAME,
+    )
+    worker_concurrency: int = Field(
+        default=c.DEFAULT_CONCURRENCY,
+        ge=1,
+        le=c.MAX_CONCURRENCY,
+        validation_alias=contract.ENV_WORKER_CONCURRENCY,
+    )
     worker_prefetch: Annotated[int | None, shared.BlankIsNone] = Field(
         default=None,
         ge=0,
@@ -49,12 +61,23 @@ class WorkerSettings(BaseSettings):
         default=c.DEFAULT_TASKS_MODULE, description="Module(s) to import, comma-separated."
     )
     job_timeout_seconds: float = Field(
-        default=c.DEFAULT_JOB_TIMEOUT, ge=0, description="0 = no limit."
+        default=c.DEFAULT_JOB_TIMEOUT,
+        ge=0,
+        validation_alias=contract.ENV_JOB_TIMEOUT,
+        description="0 = no limit.",
     )
-    drain_timeout_seconds: float = Field(default=c.DEFAULT_DRAIN_TIMEOUT, ge=0)
+    drain_timeout_seconds: float = Field(
+        default=c.DEFAULT_DRAIN_TIMEOUT,
+        ge=0,
+        validation_alias=contract.ENV_DRAIN_TIMEOUT,
+    )
     health_host: str = c.DEFAULT_HEALTH_HOST
-    health_port: int = Field(default=c.DEFAULT_HEALTH_PORT, ge=1, le=65535)
-    pod_name: Annotated[str | None, shared.BlankIsNone] = None
+    health_port: int = Field(
+        default=contract.HTTP_PORT, ge=1, le=65535, validation_alias=contract.ENV_HEALTH_PORT
+    )
+    pod_name: Annotated[str | None, shared.BlankIsNone] = Field(
+        default=None, validation_alias=contract.ENV_POD_NAME
+    )
     log_level: shared.UpperLogLevel = c.DEFAULT_LOG_LEVEL
     job_log_level: shared.UpperLogLevel = c.DEFAULT_JOB_LOG_LEVEL
     lease_seconds: float = Field(default=c.DEFAULT_LEASE_SECONDS, ge=0.5, le=86400)
