@@ -454,7 +454,7 @@ def _operator(sec: dict[str, Any] | None) -> list[str]:
             [
                 _n(r["queues"]),
                 f"**{_n(r.get('ready_s'), 1)}**",
-                _n(r.get("apply_s"), 1),
+                _n(r.get("create_s", r.get("apply_s")), 1),
                 _n(r.get("settled_s"), 1),
                 f"**{_n(r.get('rss_mib'), 0)}** (peak {_n(r.get('rss_peak_mib'), 0)})",
                 _n(r.get("idle_window_s"), 0),
@@ -467,8 +467,8 @@ def _operator(sec: dict[str, Any] | None) -> list[str]:
     lines += _table(
         [
             "JobQueues",
-            "apply -> all Ready s",
-            "apply s",
+            "first create -> all Ready s",
+            "creating them s",
             "last write after Ready s",
             "operator RSS MiB",
             "idle window s",
