@@ -25,6 +25,7 @@ from jobqueue_api.enqueuer import Enqueuer
 from jobqueue_api.errors import UNAUTHORIZED, install_error_handlers
 from jobqueue_api.events import EventHub
 from jobqueue_api.exporter import ExporterLease
+from jobqueue_api.fastpath import FastEnqueue
 from jobqueue_api.metrics import Metrics
 from jobqueue_api.middleware import EdgeMiddleware
 from jobqueue_api.models import EnqueueRequest, JobBatchCreate, JobCreate
@@ -174,5 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
     ui.install(app)  # the dashboard at /ui: public files, every call they make needs the token
 
     add_body_schemas(app, [JobCreate, JobBatchCreate, EnqueueRequest])
-    app.add_middleware(EdgeMiddleware, settings=settings, metrics=metrics)
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    fast = FastEnqueue(app, token)
+    app.add_middleware(EdgeMiddleware, settings=settings, metrics=metrics, fast=fast)
     return app

@@ -1,4 +1,5 @@
-"""The API's edge as one pure ASGI middleware: body size limit, JSON-only bodies, metrics.
+"""The API's edge as one pure ASGI middleware: body size limit, JSON-only bodies, metrics,
+and the hot enqueue routes' fast path (:mod:`jobqueue_api.fastpath`).
 
 Pure ASGI (not BaseHTTPMiddleware) keeps the hot path to one extra coroutine per request.
 The body of a POST/PUT/PATCH/DELETE is read here, up to the route's limit, before the app
@@ -10,6 +11,7 @@ limit. Either way the app never runs, so nothing is enqueued.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jobqueue_api import constants as c
 from jobqueue_api.metrics import Metrics
 from jobqueue_api.settings import Settings
+
+if TYPE_CHECKING:  # fastpath imports the routers, which import this module
+    from jobqueue_api.fastpath import FastEnqueue
 
 BODY_BYTES_SCOPE_KEY = "jobqueue_api.body_bytes"
 NOT_JSON = "request body must be JSON (Content-Type: application/json)"
@@ -74,10 +79,18 @@ async def _send_error(send: Send, status: int, detail: str, *, close: bool = Fal
 class EdgeMiddleware:
     """Size limit, content type and latency metrics for every HTTP request."""
 
-    def __init__(self, app: ASGIApp, *, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        metrics: Metrics,
+        fast: FastEnqueue | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
+        self.fast = fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,10 +107,15 @@ class EdgeMiddleware:
 
         try:
             if scope["method"] in c.BODY_METHODS:
-                replay = await self._buffer_body(scope, receive, send_and_record)
-                if replay is None:
+                body = await self._buffer_body(scope, receive, send_and_record)
+                if body is None:
                     return
-                receive = replay
+                fast = self.fast.route(scope) if self.fast is not None else None
+                if fast is not None and await self.fast.answer(  # type: ignore[union-attr]
+                    fast, scope, receive, send_and_record, body
+                ):
+                    return
+                receive = _replay(body, receive)
             await self.app(scope, receive, send_and_record)
         finally:
             route = scope.get("route")
@@ -106,8 +124,8 @@ class EdgeMiddleware:
                 scope["method"], template, status, time.perf_counter() - start
             )
 
-    async def _buffer_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
-        """A receive that replays the checked body, or None when an error was sent instead."""
+    async def _buffer_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The checked body, or None when an error was sent instead."""
         limit = self.settings.max_body_bytes(scope["path"])
         too_large = f"request body is larger than {limit} bytes"
         length = _header(scope, b"content-length")
@@ -126,13 +144,18 @@ class EdgeMiddleware:
             await _send_error(send, 415, NOT_JSON)
             return None
         scope[BODY_BYTES_SCOPE_KEY] = len(body)
-        replayed = False
+        return body
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
-        return replay
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives the buffered body first, then whatever the client sends."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
