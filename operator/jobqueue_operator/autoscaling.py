@@ -219,10 +219,26 @@ def decide(inputs: ScalingInputs) -> Decision:
             return result(current, Reason.AT_MAX, f"at maxReplicas {hi}")
         return result(current, Reason.HOLDING, f"holding {current}")
 
-    # Scale-down: each floor below can only raise the candidate, never above current.
+    candidate, reason, why = _scale_down_floor(inputs, rec, current, busy)
+    if candidate < current:
+        suffix = f" ({why})" if why else ""
+        return result(
+            candidate, Reason.SCALED_DOWN, f"scaled down from {current} to {candidate}{suffix}"
+        )
+    return result(current, reason, f"holding {current}: {why}")
+
+
+def _scale_down_floor(
+    inputs: ScalingInputs, rec: int, current: int, busy: int
+) -> tuple[int, Reason, str]:
+    """How far a scale-down from ``current`` toward ``rec`` may go, why, and the reason to give
+    when it holds: each floor (the stabilization window's highest recommendation, the cooldown
+    before zero, the workers with jobs in flight) can only raise the candidate, never above
+    ``current``."""
+    spec = inputs.spec
     window = spec.scale_down_stabilization_seconds
     in_window = [r.replicas for r in inputs.recommendations if 0 <= inputs.now - r.at < window]
-    stabilized = min(max([rec, *in_window]), current, hi)
+    stabilized = min(max([rec, *in_window]), current, spec.max_replicas)
     candidate, reason, why = rec, Reason.SCALED_DOWN, ""
     if stabilized > candidate:
         candidate, reason = stabilized, Reason.STABILIZING
@@ -239,13 +255,7 @@ def decide(inputs: ScalingInputs) -> Decision:
     if busy_floor > candidate:
         candidate, reason = busy_floor, Reason.BUSY_WORKERS
         why = f"{busy} workers have jobs in flight"
-
-    if candidate < current:
-        suffix = f" ({why})" if why else ""
-        return result(
-            candidate, Reason.SCALED_DOWN, f"scaled down from {current} to {candidate}{suffix}"
-        )
-    return result(current, reason, f"holding {current}: {why}")
+    return candidate, reason, why
 
 
 def remember(

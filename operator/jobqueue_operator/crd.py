@@ -182,14 +182,9 @@ def _queue_status() -> JSON:
     return queue
 
 
-def status_schema() -> JSON:
-    """The structural schema of ``status`` (the reconcile's fields and the autoscaler's)."""
-    workers = _counts("desired", "replicas", "ready")
-    workers["properties"]["selector"] = {
-        "type": "string",
-        "description": "Label selector of the worker pods (for the scale subresource).",
-    }
-    condition = {
+def _condition_schema() -> JSON:
+    """One metav1.Condition."""
+    return {
         "type": "object",
         "required": ["type", "status"],
         "properties": {
@@ -200,6 +195,73 @@ def status_schema() -> JSON:
             "lastTransitionTime": {"type": "string", "format": "date-time"},
             "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
         },
+    }
+
+
+def _pools_status() -> JSON:
+    """status.pools: the pools of spec.workers."""
+    return {
+        "type": "array",
+        "description": "The pools of spec.workers: queue, job types, pods.",
+        "items": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "queueName": {"type": "string"},
+                "jobTypes": {"type": "array", "items": {"type": "string"}},
+                **_counts("desired", "replicas", "ready")["properties"],
+            },
+        },
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+    }
+
+
+def _schedules_status() -> JSON:
+    """status.schedules: each schedule's last and next fire time."""
+    return {
+        "type": "array",
+        "description": "Each schedule of spec.schedules: its last and next fire time.",
+        "items": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "lastFireTime": {"type": "string", "format": "date-time"},
+                "lastJobId": {"type": "string"},
+                "nextFireTime": {"type": "string", "format": "date-time"},
+            },
+        },
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+    }
+
+
+def _pool_scaling_status() -> JSON:
+    """status.poolScaling: each pool's autoscaler, by pool name."""
+    return {
+        "type": "object",
+        "description": "The autoscaler of each pool of spec.workers, by pool name.",
+        "additionalProperties": {
+            "type": "object",
+            "properties": {
+                "queue": _queue_status(),
+                "desiredWorkers": dict(_QUANTITY_STATUS),
+                "lastScaleTime": {"type": "string", "format": "date-time"},
+                "reason": {"type": "string"},
+                "message": {"type": "string"},
+            },
+        },
+    }
+
+
+def status_schema() -> JSON:
+    """The structural schema of ``status`` (the reconcile's fields and the autoscaler's)."""
+    workers = _counts("desired", "replicas", "ready")
+    workers["properties"]["selector"] = {
+        "type": "string",
+        "description": "Label selector of the worker pods (for the scale subresource).",
     }
     return {
         "type": "object",
@@ -217,7 +279,7 @@ def status_schema() -> JSON:
             "conditions": {
                 "type": "array",
                 "description": "Ready, RedisReachable, Degraded and (autoscaler) Scaling.",
-                "items": condition,
+                "items": _condition_schema(),
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },
@@ -237,52 +299,9 @@ def status_schema() -> JSON:
                 "type": "string",
                 "description": "Where the API is reached from outside (Ingress or HTTPRoute).",
             },
-            "pools": {
-                "type": "array",
-                "description": "The pools of spec.workers: queue, job types, pods.",
-                "items": {
-                    "type": "object",
-                    "required": ["name"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "queueName": {"type": "string"},
-                        "jobTypes": {"type": "array", "items": {"type": "string"}},
-                        **_counts("desired", "replicas", "ready")["properties"],
-                    },
-                },
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["name"],
-            },
-            "schedules": {
-                "type": "array",
-                "description": "Each schedule of spec.schedules: its last and next fire time.",
-                "items": {
-                    "type": "object",
-                    "required": ["name"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "lastFireTime": {"type": "string", "format": "date-time"},
-                        "lastJobId": {"type": "string"},
-                        "nextFireTime": {"type": "string", "format": "date-time"},
-                    },
-                },
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["name"],
-            },
-            "poolScaling": {
-                "type": "object",
-                "description": "The autoscaler of each pool of spec.workers, by pool name.",
-                "additionalProperties": {
-                    "type": "object",
-                    "properties": {
-                        "queue": _queue_status(),
-                        "desiredWorkers": dict(_QUANTITY_STATUS),
-                        "lastScaleTime": {"type": "string", "format": "date-time"},
-                        "reason": {"type": "string"},
-                        "message": {"type": "string"},
-                    },
-                },
-            },
+            "pools": _pools_status(),
+            "schedules": _schedules_status(),
+            "poolScaling": _pool_scaling_status(),
             c.KOPF_STATUS_FIELD: {
                 "type": "object",
                 "description": "The operator framework's bookkeeping.",
