@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -49,8 +50,16 @@ PRIORITIES: tuple[Priority, Priority, Priority] = (Priority.HIGH, Priority.NORMA
 PRIORITY_INDEX: dict[Priority, int] = {p: i for i, p in enumerate(PRIORITIES)}
 
 # Job ids travel in URLs, log lines and pub/sub JSON, so a caller-chosen id is restricted
-# to a safe alphabet (uuid4().hex always matches).
+# to a safe alphabet (generated ids, 32 hex digits, always match).
 _JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+
+
+def new_job_ids(count: int) -> list[str]:
+    """``count`` fresh job ids, each 128 bits from the OS's CSPRNG as 32 hex digits (what
+    ``uuid4().hex`` looks like, without its version bits), with one ``os.urandom`` call for
+    them all: a UUID object per id cost more than the rest of an id's enqueue arguments."""
+    raw = os.urandom(16 * count).hex()
+    return [raw[i : i + 32] for i in range(0, 32 * count, 32)]
 
 
 def validate_job_id(job_id: str) -> str:
@@ -77,7 +86,7 @@ class JobSpec:
     delay: float = 0.0  # seconds
     idempotency_key: str | None = None
     max_retries: int = DEFAULT_MAX_RETRIES  # attempts allowed = 1 + max_retries
-    job_id: str | None = None  # default uuid4().hex
+    job_id: str | None = None  # default: new_job_ids()
 
     def __post_init__(self) -> None:
         if not isinstance(self.type, str) or not self.type.strip():

@@ -35,9 +35,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import re
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar, cast
 
@@ -80,6 +80,7 @@ from jobqueue.models import (
     JobStatus,
     QueueStats,
     WorkerInfo,
+    new_job_ids,
     validate_job_id,
 )
 from jobqueue.scripts import SCRIPT_NAMES, script
@@ -324,7 +325,7 @@ class Queue:
             )[1:]
         except ValueError as exc:
             raise ValueError(f"payload of job type {spec.type!r}: {exc}") from None
-        job_id = spec.job_id or uuid.uuid4().hex
+        job_id = spec.job_id or os.urandom(16).hex()  # as new_job_ids() makes them
         created = await self._run(self._enqueue_one, (job_id, round(spec.delay * 1000), blob))
         return EnqueueResult(job_id, created == 1)
 
@@ -364,7 +365,7 @@ class Queue:
         idem: list[Any] = []
         blobs: list[Any] = []
         dumps = codec.dumps
-        new_id = uuid.uuid4
+        fresh = new_job_ids(len(specs))
         any_delay = False
         for i, spec in enumerate(specs, start=1):
             if not isinstance(spec, JobSpec):
@@ -377,7 +378,7 @@ class Queue:
                 )
             except ValueError as exc:
                 raise ValueError(f"payload of job type {spec.type!r}: {exc}") from None
-            ids.append(spec.job_id or new_id().hex)
+            ids.append(spec.job_id or fresh[i - 1])
             delay = round(spec.delay * 1000)
             delays.append(delay)
             if delay:

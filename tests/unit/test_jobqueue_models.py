@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from jobqueue import JobSpec, JobStatus, Priority
 from jobqueue.constants import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_RETRIES_LIMIT, MAX_TYPE_LENGTH
-from jobqueue.models import PRIORITIES, PRIORITY_INDEX, validate_job_id
+from jobqueue.models import PRIORITIES, PRIORITY_INDEX, new_job_ids, validate_job_id
 
 
 def test_defaults_match_the_contract() -> None:
@@ -105,3 +105,12 @@ def test_specs_are_frozen() -> None:
     spec = JobSpec("t")
     with pytest.raises(AttributeError):
         spec.type = "other"  # type: ignore[misc]
+
+
+def test_generated_ids_are_distinct_hex_and_valid() -> None:
+    ids = new_job_ids(1000) + new_job_ids(1) + new_job_ids(1000)
+    assert len(ids) == 2001 and len(set(ids)) == 2001
+    for job_id in ids:
+        assert len(job_id) == 32 and int(job_id, 16) >= 0
+        assert validate_job_id(job_id) == job_id
+    assert new_job_ids(0) == []
