@@ -84,63 +84,39 @@ def is_conflict(exc: BaseException) -> bool:
     return _is_status(exc, 409)
 
 
-ReplicaEntry = tuple[int | None, bool]  # spec.replicas, and whether the autoscaler applies it
-
-
-def replica_entry(spec: Mapping[str, Any], meta: Mapping[str, Any]) -> ReplicaEntry:
+def replica_count(spec: Mapping[str, Any]) -> int | None:
     """What :class:`ReplicaCache` keeps of one Deployment as a watch delivers it."""
     replicas = spec.get("replicas")
-    count = replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None
-    return count, owns_replicas(meta.get("managedFields") or (), FIELD_MANAGER)
+    return replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None
 
 
 class ReplicaCache:
-    """spec.replicas of Deployments as a watch last delivered them, keyed by namespace and name,
-    and whether the autoscaler's field manager already applies that field.
+    """spec.replicas of Deployments as a watch last delivered them, keyed by namespace and name.
 
     The operator already watches every Deployment it manages (kopf, to repair drift); its
-    ``replicas`` index (:func:`replica_entry` per Deployment, filled before any handler or
+    ``replicas`` index (:func:`replica_count` per Deployment, filled before any handler or
     daemon runs, entries dropped on delete) is attached here, so the scalers' polls need no GET
-    of the scale subresource, and a restarted autoscaler takes over spec.replicas (``adopt``)
-    only where it does not own it yet. Without an index, :meth:`observe` feeds it. A
-    Deployment it does not know (deleted, not created yet) is read from the API. Only touched
-    from the event loop's thread.
+    of the scale subresource. Without an index, :meth:`observe` feeds it. A Deployment it does
+    not know (deleted, not created yet) is read from the API. Only touched from the event
+    loop's thread.
     """
 
-    def __init__(self, index: Mapping[tuple[str, str], Iterable[ReplicaEntry]] | None = None):
+    def __init__(self, index: Mapping[tuple[str, str], Iterable[int | None]] | None = None):
         self.index = index
-        self._entries: dict[tuple[str, str], ReplicaEntry] = {}
+        self._entries: dict[tuple[str, str], int] = {}
 
-    def observe(
-        self,
-        namespace: str,
-        name: str,
-        replicas: int | None,
-        managed_fields: Sequence[Mapping[str, Any]] = (),
-    ) -> None:
+    def observe(self, namespace: str, name: str, replicas: int | None) -> None:
         """Record what a watch event says; ``replicas`` None: the Deployment was deleted."""
         if replicas is None:
             self._entries.pop((namespace, name), None)
         else:
-            self._entries[(namespace, name)] = (
-                replicas,
-                owns_replicas(managed_fields, FIELD_MANAGER),
-            )
-
-    def _entry(self, namespace: str, name: str) -> ReplicaEntry | None:
-        if self.index is not None:
-            return next(iter(self.index.get((namespace, name), ())), None)
-        return self._entries.get((namespace, name))
+            self._entries[(namespace, name)] = replicas
 
     def get(self, namespace: str, name: str) -> int | None:
         """The last count seen, or None if unknown."""
-        entry = self._entry(namespace, name)
-        return None if entry is None else entry[0]
-
-    def adopted(self, namespace: str, name: str, replicas: int) -> bool:
-        """True when the autoscaler already applies spec.replicas, at ``replicas``."""
-        entry = self._entry(namespace, name)
-        return entry is not None and entry == (replicas, True)
+        if self.index is not None:
+            return next(iter(self.index.get((namespace, name), ())), None)
+        return self._entries.get((namespace, name))
 
 
 def owns_replicas(managed_fields: Sequence[Mapping[str, Any]], manager: str) -> bool:
@@ -203,16 +179,12 @@ class KubernetesScaleTarget:
         )
 
     async def adopt(self, replicas: int, *, resource_version: str | None = None) -> None:
-        """Apply spec.replicas as the autoscaler's field manager (no request when the watch
-        shows it already does, at that count: a restarted operator writes nothing).
+        """Apply spec.replicas as the autoscaler's field manager (the reconcile's hand-over,
+        see :func:`replicas_handover_needed`).
 
         With ``resource_version`` (the version ``replicas`` was read from) the write is
         refused with a 409 Conflict if the Deployment changed since: a scale made meanwhile
         is never overwritten with the older count."""
-        if self._cache is not None and self._cache.adopted(
-            self.namespace, self.deployment, replicas
-        ):
-            return
         metadata = {"name": self.deployment, "namespace": self.namespace}
         if resource_version is not None:
             metadata["resourceVersion"] = resource_version

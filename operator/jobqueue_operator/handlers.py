@@ -31,7 +31,7 @@ import kopf
 
 from jobqueue_operator import caches, metrics, redisops, schedules
 from jobqueue_operator import constants as c
-from jobqueue_operator.adapters import ReplicaCache, ReplicaEntry, replica_entry
+from jobqueue_operator.adapters import ReplicaCache, replica_count
 from jobqueue_operator.autoscaler import scaled_pools, supervise
 from jobqueue_operator.builders import Images
 from jobqueue_operator.kube import Kube, load_api_client
@@ -258,18 +258,14 @@ def jobqueues(
 
 @kopf.index("apps", "v1", "deployments", labels=CHILD_LABELS)
 def replicas(
-    namespace: str | None,
-    name: str | None,
-    spec: Mapping[str, Any],
-    meta: Mapping[str, Any],
-    **_: Any,
-) -> dict[tuple[str, str], ReplicaEntry]:
-    """The ``replicas`` index: each Deployment's spec.replicas and whether the autoscaler
-    applies it, for the autoscalers' polls (see ReplicaCache): the watch kopf keeps for drift
-    repair replaces a GET of the scale subresource per poll."""
+    namespace: str | None, name: str | None, spec: Mapping[str, Any], **_: Any
+) -> dict[tuple[str, str], int | None]:
+    """The ``replicas`` index: each Deployment's spec.replicas, for the autoscalers' polls
+    (see ReplicaCache): the watch kopf keeps for drift repair replaces a GET of the scale
+    subresource per poll."""
     if not namespace or not name:
         return {}
-    return {(namespace, name): replica_entry(spec, meta)}
+    return {(namespace, name): replica_count(spec)}
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)

@@ -139,11 +139,6 @@ class ScaleTarget(Protocol):
 
     async def scale(self, replicas: int) -> None: ...
 
-    async def adopt(self, replicas: int) -> None:
-        """Take (co-)ownership of spec.replicas at its current value, so another field manager
-        dropping the field never resets it (see :func:`replicas_handover_needed`)."""
-        ...
-
     async def prefer_idle(self, workers: Sequence[WorkerHeartbeat]) -> None:
         """Mark pods so the next scale-down removes idle workers first; raises when a mark
         could not be written (the loop scales down anyway)."""

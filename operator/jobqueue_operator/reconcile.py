@@ -218,13 +218,13 @@ class Reconciler:
 
     async def _create_autoscaled(self, manifest: Manifest, replicas: int) -> JSON:
         """Create an autoscaled worker Deployment at ``replicas`` (its minReplicas) rather
-        than Kubernetes' default of 1, then hand the field to the autoscaler: it takes the
-        field over and our apply without it lets go (three writes, on creation only)."""
+        than Kubernetes' default of 1, in one write: the manifest carries the applied hash of
+        the desired one (without replicas), so no second apply follows while nothing changes.
+        The field passes to the autoscaler at its first scale (an Update takes it), or at the
+        hand-over that precedes our next apply, which no longer sends it."""
         first: Manifest = copy.deepcopy(manifest)
         first["spec"]["replicas"] = replicas
-        created = await self.kube.apply(first)
-        await self._hand_over_replicas(manifest, created)
-        return await self.kube.apply(manifest)
+        return await self.kube.apply(first)
 
     async def _hand_over_replicas(self, manifest: Mapping[str, Any], live: JSON | None) -> None:
         """Before an apply that stops sending the worker's spec.replicas (autoscaling was just
@@ -302,7 +302,10 @@ class Reconciler:
                 c.REASON_QUEUE_FORMAT, f"the queue cannot be read: {redis.format_error}"
             )
         if applied:
-            self.post_event(ref, "Normal", c.EVENT_APPLIED, ", ".join(applied))
+            # Not on creation (no condition reported yet): the Ready Event that follows says
+            # the children are there, and 1,000 new JobQueues would post 1,000 more Events.
+            if (body.get("status") or {}).get("conditions"):
+                self.post_event(ref, "Normal", c.EVENT_APPLIED, ", ".join(applied))
             log.info("applied %s: %s", ref, ", ".join(applied))
         if pruned:
             self.post_event(ref, "Normal", c.EVENT_PRUNED, "deleted " + ", ".join(pruned))

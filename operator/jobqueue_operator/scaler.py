@@ -75,6 +75,9 @@ STATUS_MIN_INTERVAL = 5.0  # queue numbers alone are written at most this often
 RECONNECT_BACKOFF_INITIAL = 0.2
 RECONNECT_BACKOFF_MAX = 10.0
 KUBERNETES_ERROR_RETRY = 2.0  # a failed Kubernetes call is retried this soon
+#: A failed queue read is tried again this many times, after about these seconds (jittered),
+#: before it is reported: a restarted operator's 1,000 first reads at once time out together.
+REDIS_READ_RETRIES = (0.5, 1.5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +118,7 @@ class Scaler:
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _memory: _Memory | None = field(default=None, init=False)
     evaluations: int = field(default=0, init=False)
+    redis_retries: tuple[float, ...] = REDIS_READ_RETRIES
 
     def wake(self) -> None:
         """Ask for an evaluation now (an enqueue notification, a spec change)."""
@@ -212,8 +216,7 @@ class Scaler:
         # 1. The queue.
         snapshot: QueueSnapshot | None = None
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT):
-                snapshot = await self.metrics.snapshot()
+            snapshot = await self._read_queue(retry=mem.redis_error is None)
             if mem.redis_error is not None:
                 log.info("queue readable again", extra={"jobqueue": self.name})
             mem.redis_error = None
@@ -262,19 +265,11 @@ class Scaler:
             return False
         if not mem.seeded:
             # After a (re)start the current count counts as a recommendation made now, so an
-            # operator restart never causes an immediate scale-down.
+            # operator restart never causes an immediate scale-down. No write: spec.replicas
+            # passes to the autoscaler at its first scale (an Update takes the field), or at
+            # the reconcile's hand-over before an apply that stops sending it.
             mem.history = (Recommendation(at=now, replicas=mem.current),)
             mem.seeded = True
-            try:
-                await self.target.adopt(mem.current)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # best effort: the next scale write takes the field too
-                log.info(
-                    "could not take ownership of spec.replicas: %s",
-                    describe_error(exc, *self.secrets),
-                    extra={"jobqueue": self.name},
-                )
 
         # 3. Decide.
         decision = self._decide(cfg, mem, snapshot, now)
@@ -332,6 +327,20 @@ class Scaler:
         )
         await self._report(mem, snapshot, scaling, now)
         return False
+
+    async def _read_queue(self, *, retry: bool) -> QueueSnapshot:
+        """One read of the queue; with ``retry`` (the last read succeeded), a failure is tried
+        again after the short, jittered delays of ``redis_retries`` before it counts."""
+        delays = self.redis_retries if retry else ()
+        for delay in (*delays, None):
+            try:
+                async with asyncio.timeout(REDIS_TIMEOUT):
+                    return await self.metrics.snapshot()
+            except Exception:
+                if delay is None:
+                    raise
+            await asyncio.sleep(delay * (0.5 + random.random()))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _export(self, mem: _Memory) -> None:
         """The Prometheus series of this loop: desired and current workers, queue depth."""

@@ -407,11 +407,12 @@ async def test_scale_subresource_sets_the_workers_with_autoscaling_off(
     assert scale["spec"]["replicas"] == 3
 
 
-async def test_switching_autoscaling_on_keeps_the_running_workers(
+async def test_switching_autoscaling_on_and_off_keeps_the_running_workers(
     make_jq: Callable[..., JQ],
 ) -> None:
     """The reconcile stops applying spec.replicas when autoscaling goes on; server-side apply
-    would reset the field to 1 unless the autoscaler takes it over first."""
+    would reset the field to 1 unless the autoscaler takes it over first. Switched off, the
+    reconcile applies worker.replicas again."""
     jq = make_jq({"enabled": False}, worker={"replicas": 4})
     await await_for("4 workers", lambda: jq.replicas.now == 4)
     jq.patch_spec({"autoscaling": {"enabled": True, "minReplicas": 4, **FAST}})
@@ -421,6 +422,63 @@ async def test_switching_autoscaling_on_keeps_the_running_workers(
     )
     await asyncio.sleep(2)  # a resync or two more
     assert min(jq.replicas.seq()) == 4, f"replicas went {jq.replicas.seq()}"
+    assert replicas_owners(jq) == {"jobqueue-autoscaler"}
+
+    jq.patch_spec({"autoscaling": {"enabled": False}})
+    await await_for(
+        "the reconcile to apply the count", lambda: "jobqueue-operator" in replicas_owners(jq)
+    )
+    await asyncio.sleep(2)
+    assert jq.replicas.seq() == [4], f"replicas went {jq.replicas.seq()}"
+
+
+def replicas_owners(jq: JQ) -> set[str]:
+    """The field managers of the worker Deployment's spec.replicas."""
+    live = jq.kube.kubectl_json(
+        "get", "deployment", f"{jq.name}-worker", "-n", jq.ns, "--show-managed-fields"
+    )
+    return {
+        m["manager"]
+        for m in live["metadata"]["managedFields"]
+        if "f:replicas" in (m.get("fieldsV1") or {}).get("f:spec", {})
+    }
+
+
+def worker_cpu_request(jq: JQ) -> str | None:
+    live = jq.kube.kubectl_json("get", "deployment", f"{jq.name}-worker", "-n", jq.ns)
+    container = live["spec"]["template"]["spec"]["containers"][0]
+    return (container.get("resources") or {}).get("requests", {}).get("cpu")
+
+
+SLOW = {"cooldownSeconds": 600, "scaleDownStabilizationSeconds": 600}
+CPU_REQUEST = {"worker": {"resources": {"requests": {"cpu": "50m"}}}}
+
+
+async def test_a_spec_change_keeps_min_replicas_and_the_autoscalers_count(
+    make_jq: Callable[..., JQ],
+) -> None:
+    """The worker Deployment is created at minReplicas in one write, spec.replicas still the
+    reconcile's; the apply of a later spec change stops sending it: ``floor`` (never scaled)
+    keeps minReplicas through the hand-over, ``scaled`` keeps the autoscaler's count (its
+    scale took the field)."""
+    floor = make_jq({"minReplicas": 2, "maxReplicas": 5, **SLOW})
+    scaled = make_jq({"minReplicas": 1, "maxReplicas": 5, **SLOW})
+    await await_for("floor at 2", lambda: floor.replicas.now == 2)
+    await await_for("scaled at 1", lambda: scaled.replicas.now == 1)
+    await asyncio.sleep(2)
+    assert replicas_owners(floor) == {"jobqueue-operator"}  # created in one write
+    await scaled.enqueue(7)
+    await await_for("2 workers for 7 jobs", lambda: scaled.replicas.now == 2)
+    assert replicas_owners(scaled) == {"jobqueue-autoscaler"}
+
+    for jq in (floor, scaled):
+        jq.patch_spec(CPU_REQUEST)
+    for jq in (floor, scaled):
+        await await_for(f"{jq.name}'s new spec", lambda jq=jq: worker_cpu_request(jq) == "50m")
+    await asyncio.sleep(2)  # a resync or two more
+    assert floor.replicas.seq() == [2], f"replicas went {floor.replicas.seq()}"
+    assert scaled.replicas.seq() == [1, 2], f"replicas went {scaled.replicas.seq()}"
+    assert replicas_owners(floor) == replicas_owners(scaled) == {"jobqueue-autoscaler"}
 
 
 async def test_a_new_autoscaled_worker_deployment_starts_at_min_replicas(

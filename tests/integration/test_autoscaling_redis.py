@@ -112,9 +112,6 @@ class RecordingTarget:
         self.current = replicas
         self.scaled.put_nowait((replicas, time.perf_counter()))
 
-    async def adopt(self, replicas: int) -> None:
-        return None
-
     async def prefer_idle(self, workers: Sequence[WorkerHeartbeat]) -> None:
         return None
 

@@ -15,29 +15,20 @@ from redis.asyncio.cluster import RedisCluster
 from jobqueue import ConfigError
 
 
-def indexed(replicas: Any, managers: tuple[str, ...] = ()) -> Any:
+def indexed(replicas: Any) -> Any:
     spec = {} if replicas is None else {"replicas": replicas}
-    meta = {
-        "managedFields": [
-            {"manager": m, "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
-            for m in managers
-        ]
-    }
-    return handlers.replicas(namespace="ns", name="q-worker", spec=spec, meta=meta)
+    return handlers.replicas(namespace="ns", name="q-worker", spec=spec)
 
 
-def test_the_replicas_index_keeps_the_count_and_who_applies_it() -> None:
+def test_the_replicas_index_keeps_the_count() -> None:
     cache = ReplicaCache(index={})
     assert cache.get("ns", "q-worker") is None  # not indexed: the scaler asks the API
     cache.index = {k: [v] for k, v in indexed(2).items()}
     assert cache.get("ns", "q-worker") == 2
-    assert not cache.adopted("ns", "q-worker", 2)  # the reconcile's apply is not ours
-    cache.index = {k: [v] for k, v in indexed(0, ("jobqueue-autoscaler",)).items()}
+    assert cache.get("other", "q-worker") is None
+    cache.index = {k: [v] for k, v in indexed(0).items()}
     assert cache.get("ns", "q-worker") == 0  # zero is a count, not a miss
-    assert cache.adopted("ns", "q-worker", 0)
-    assert not cache.adopted("ns", "q-worker", 1)  # at another count: apply it
-    assert not cache.adopted("other", "q-worker", 0)
-    cache.index = {k: [v] for k, v in indexed(None, ("jobqueue-autoscaler",)).items()}
+    cache.index = {k: [v] for k, v in indexed(None).items()}
     assert cache.get("ns", "q-worker") is None  # no count: unknown rather than a guess
 
 
