@@ -6,8 +6,8 @@ source). Three views come from those watches:
 * the children of each JobQueue, by owner: a kopf index (``handlers.children``) whose values are
   :func:`trim_child` copies packed as JSON text (:func:`pack_child`), so the reconcile compares
   against them instead of LISTing six kinds;
-* the JobQueues themselves (``handlers.jobqueues``), so a child's event reconciles its owner
-  without a GET;
+* the JobQueues themselves (``handlers.jobqueues``, packed the same way), so a child's event
+  reconciles its owner without a GET;
 * the values of source Secrets (:class:`SecretCache`), fed by the watch of the Secrets some
   JobQueue references, and by one GET the first time a Secret is asked for before the watch
   delivered it.
@@ -28,32 +28,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobqueue_operator import constants as c
+from jobqueue_operator.diffing import replicas_managers
 from jobqueue_operator.kubetypes import JSON
 
 Key = tuple[str, str]  # (namespace, name)
 ChildIndex = Mapping[Key, Iterable[str]]  # kopf.Index of the packed children, by owner
-BodyIndex = Mapping[Key, Iterable[JSON]]  # kopf.Index of the JobQueues, by (namespace, name)
+BodyIndex = Mapping[Key, Iterable[str]]  # kopf.Index of the packed JobQueues, by key
 
 #: The status fields the reconcile reads of a Deployment or a StatefulSet (status.py).
 _STATUS_KEPT = ("replicas", "readyReplicas")
-
-
-def _replicas_managers(meta: Mapping[str, Any]) -> list[JSON]:
-    """The managedFields entries that own spec.replicas by server-side apply, reduced to that:
-    what the replica hand-over (adapters.replicas_handover_needed) and the autoscaler's adoption
-    check read."""
-    out: list[JSON] = []
-    for entry in meta.get("managedFields") or []:
-        spec = ((entry.get("fieldsV1") or {}).get("f:spec")) or {}
-        if entry.get("operation") == "Apply" and "f:replicas" in spec:
-            out.append(
-                {
-                    "manager": entry.get("manager"),
-                    "operation": "Apply",
-                    "fieldsV1": {"f:spec": {"f:replicas": {}}},
-                }
-            )
-    return out
 
 
 def trim_child(body: Mapping[str, Any], kind: str) -> JSON:
@@ -75,7 +58,7 @@ def trim_child(body: Mapping[str, Any], kind: str) -> JSON:
         )
         if k in meta
     }
-    managers = _replicas_managers(meta)
+    managers = replicas_managers(meta)
     if managers:
         kept_meta["managedFields"] = managers
     out: JSON = {
@@ -109,6 +92,13 @@ def trim_jobqueue(body: Mapping[str, Any]) -> JSON:
         "spec": body.get("spec") or {},
         "status": body.get("status") or {},
     }
+
+
+def pack_jobqueue(body: Mapping[str, Any]) -> str:
+    """:func:`trim_jobqueue` as compact JSON, what the ``jobqueues`` index holds (as
+    :func:`pack_child`: a few KiB of text instead of several times that in dicts, per
+    JobQueue)."""
+    return json.dumps(trim_jobqueue(body), separators=(",", ":"))
 
 
 def owner_of(meta: Mapping[str, Any]) -> str | None:
@@ -207,4 +197,5 @@ class Views:
     def jobqueue(self, key: Key) -> JSON | None:
         """The JobQueue as last watched (None when gone); only with ``jobqueues`` attached."""
         assert self.jobqueues is not None
-        return next(iter(self.jobqueues.get(key, ())), None)
+        packed = next(iter(self.jobqueues.get(key, ())), None)
+        return None if packed is None else dict(json.loads(packed))

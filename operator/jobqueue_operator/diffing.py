@@ -98,3 +98,20 @@ def to_prune(
         and child_key(obj) not in wanted
         and (obj.get("metadata") or {}).get("deletionTimestamp") is None
     ]
+
+
+def replicas_managers(meta: Mapping[str, Any]) -> list[JSON]:
+    """The managedFields entries that own spec.replicas by server-side apply, reduced to that:
+    what the replica hand-over (adapters.replicas_handover_needed) reads."""
+    out: list[JSON] = []
+    for entry in meta.get("managedFields") or []:
+        spec = ((entry.get("fieldsV1") or {}).get("f:spec")) or {}
+        if entry.get("operation") == "Apply" and "f:replicas" in spec:
+            out.append(
+                {
+                    "manager": entry.get("manager"),
+                    "operation": "Apply",
+                    "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                }
+            )
+    return out

@@ -35,7 +35,7 @@ from jobqueue_operator.adapters import ReplicaCache, replica_count
 from jobqueue_operator.autoscaler import scaled_pools, supervise
 from jobqueue_operator.builders import Images
 from jobqueue_operator.kube import Kube, load_api_client
-from jobqueue_operator.kubetypes import JSON, JobQueueRef
+from jobqueue_operator.kubetypes import JobQueueRef
 from jobqueue_operator.ports import PUBSUB_READ_TIMEOUT
 from jobqueue_operator.reconcile import EventType, Reconciler, RetryLater
 from jobqueue_operator.redishub import RedisHub
@@ -248,12 +248,12 @@ for _group, _version, _plural in CHILD_RESOURCES:
 @kopf.index(*RESOURCE)
 def jobqueues(
     namespace: str | None, name: str | None, body: kopf.Body, **_: Any
-) -> dict[caches.Key, JSON]:
+) -> dict[caches.Key, str]:
     """The ``jobqueues`` index: each JobQueue as last watched (a child's event reconciles its
     owner from here, without a GET)."""
     if not namespace or not name:
         return {}
-    return {(namespace, name): caches.trim_jobqueue(body)}
+    return {(namespace, name): caches.pack_jobqueue(body)}
 
 
 @kopf.index("apps", "v1", "deployments", labels=CHILD_LABELS)

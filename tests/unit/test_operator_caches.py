@@ -135,8 +135,13 @@ def test_the_views_read_kopfs_indices_once_attached() -> None:
     child = caches.trim_child(deployment(), "Deployment")
     body = {"metadata": {"name": "q"}, "spec": {}}
     packed = caches.pack_child(deployment(), "Deployment")
-    views.attach({"children": {("ns", "q"): [packed]}, "jobqueues": {("ns", "q"): [body]}})
+    views.attach(
+        {
+            "children": {("ns", "q"): [packed]},
+            "jobqueues": {("ns", "q"): [caches.pack_jobqueue(body)]},
+        }
+    )
     assert views.children_of(("ns", "q")) == [child]
     assert views.children_of(("ns", "other")) == []
-    assert views.jobqueue(("ns", "q")) == body
+    assert views.jobqueue(("ns", "q")) == caches.trim_jobqueue(body)
     assert views.jobqueue(("ns", "other")) is None

@@ -112,3 +112,28 @@ def test_install_replaces_the_stream_kopf_uses() -> None:
         assert watching.continuous_watch is relisting.continuous_watch
     finally:
         watching.continuous_watch = stock
+
+
+def test_objects_reach_kopf_without_managed_fields_but_who_applies_replicas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kopf keeps the last body of every JobQueue (daemons, timers): their managedFields were
+    most of it. The replica hand-over still learns who applies a Deployment's spec.replicas."""
+    applier = {
+        "manager": "jobqueue-operator",
+        "operation": "Apply",
+        "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {}}}},
+    }
+    updater = {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {}}
+    owned = obj("a")
+    owned["metadata"]["managedFields"] = [applier, updater]
+    (events,) = run_streams(monkeypatch, [{"type": "ADDED", "object": owned}, *listing("b")])
+    assert events[0]["object"]["metadata"]["managedFields"] == [
+        {
+            "manager": "jobqueue-operator",
+            "operation": "Apply",
+            "fieldsV1": {"f:spec": {"f:replicas": {}}},
+        }
+    ]
+    assert "managedFields" not in events[1]["object"]["metadata"]  # {"manager": "big"}
+    assert events[1]["object"]["spec"] == {"replicas": 3}
