@@ -32,6 +32,7 @@ MODULES = {
     "growth": "bench.growth",
     "operator": "bench.operator_scale",
     "autoscale": "bench.autoscale",
+    "node-latency": "bench.node_latency",  # the real node: run under flock /tmp/jq-node.lock
 }
 
 

@@ -105,3 +105,4 @@ TARGET_SCALE_0_1_POLLED_S: Final = 1.5  # a foreign format polled every 1 s
 TARGET_SCALE_1_20_S: Final = 2.0
 TARGET_OPERATOR_READY_S: Final = 30.0  # 1,000 JobQueues at the defaults (issue 21)
 TARGET_OPERATOR_RSS_MIB: Final = 200.0  # at 1,000 JobQueues (issue 21)
+TARGET_NODE_FIRST_JOB_S: Final = 3.0  # real node: idle queue -> first job on a new pod

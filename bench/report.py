@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bench import charts
+from bench import charts, report_node
 from bench.constants import (
     AUTOSCALE_COOLDOWN_S,
     BENCH_DIR,
@@ -756,6 +756,9 @@ def _targets(data: dict[str, Any]) -> list[str]:
     a = (s.get("autoscale") or {}).get("data") or {}
     for figure, target, value, ok in autoscale_targets(a):
         add(figure, target, value, ok)
+    nl = (s.get(report_node.NAME) or {}).get("data") or {}
+    for figure, target, value, ok in report_node.targets(nl):
+        add(figure, target, value, ok)
     o = (s.get("operator") or {}).get("data") or {}
     sizes = o.get("rows", [])
     # the targets are set at 1,000 JobQueues (issue 21); else the largest size measured
@@ -857,6 +860,10 @@ def render(data: dict[str, Any], notes: str) -> str:
     if (s.get("autoscale") or {}).get("data"):
         lines += ["![autoscale](autoscale.png)", ""]
     lines += _autoscale(s.get("autoscale"))
+    lines += report_node.section(
+        s.get(report_node.NAME),
+        _section_head(report_node.NAME, report_node.TITLE, s.get(report_node.NAME)),
+    )
     if notes:
         lines += [notes.rstrip(), ""]
     return "\n".join(lines) + "\n"
