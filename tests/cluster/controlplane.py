@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -44,6 +43,7 @@ import yaml
 from tests.cluster import binaries
 from tests.cluster.pki import CertPair, issue, new_ca, new_rsa_key_pair
 from tests.cluster.procs import ProcessGroup, log_tail
+from tests.cluster.procs import free_port as free_port  # re-exported: its users import it here
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +86,6 @@ class KubectlError(subprocess.CalledProcessError):
 
     def __str__(self) -> str:
         return f"{super().__str__()}\nstderr: {self.stderr}\nstdout: {self.stdout}"
-
-
-def free_port(host: str = "0.0.0.0") -> int:
-    """A TCP port free right now on every address (the default), so that a server binding
-    0.0.0.0 gets it too: a port free on 127.0.0.1 may be held on another address (the node's
-    kube-apiserver listens on 10.200.0.1), which made an operator's health server fail to bind."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _b64(path: Path) -> str:

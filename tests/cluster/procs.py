@@ -13,6 +13,7 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,16 @@ from tests.cluster import host_tools
 
 STOP_TIMEOUT = 15.0
 LOG_TAIL_CHARS = 4000
+
+
+def free_port(host: str = "0.0.0.0") -> int:
+    """A TCP port free right now on every address (the default), so that a server binding
+    0.0.0.0 gets it too: a port free on 127.0.0.1 may be held on another address (the node's
+    kube-apiserver listens on 10.200.0.1), which made an operator's health server fail to bind.
+    The one free_port of the tests, the demo and the benchmarks."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def log_tail(log: Path, chars: int = LOG_TAIL_CHARS) -> str:

@@ -14,13 +14,7 @@ from pathlib import Path
 import redis
 
 from tests.cluster import host_tools
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.cluster.procs import free_port as free_port  # re-exported: its users import it here
 
 
 @dataclass

@@ -8,15 +8,14 @@ Nothing here ever skips: a missing binary or package is a failure.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from tests.cluster import node
-from tests.cluster.controlplane import REPO_ROOT, Kube, free_port
-from tests.e2e.helpers import Operator, http, wait_for
+from tests.cluster.controlplane import Kube, free_port
+from tests.e2e.helpers import Operator, wait_for
+from tests.support.operator import start_operator
 
 #: Modules that bring up and tear down nodes of their own: they run before the shared one.
 OWN_NODE_MODULES = ("test_node_lifecycle.py",)
@@ -25,9 +24,6 @@ OWN_NODE_MODULES = ("test_node_lifecycle.py",)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the lifecycle test (its own up/down cycles) before the shared node starts."""
     items.sort(key=lambda item: item.path.name not in OWN_NODE_MODULES)
-
-
-CRD = REPO_ROOT / "crds" / "jobqueue.io_jobqueues.yaml"
 
 
 def _deleting(kube: Kube) -> list[str]:
@@ -45,47 +41,23 @@ def operator(
 ) -> Iterator[Operator]:
     """The CRD installed and the operator running (cluster-wide) until the module ends."""
     kube = node_cluster.kube
-    # The same CRD may already be there from the chart (Helm keeps CRDs): take it over.
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kube.wait_established("jobqueues.jobqueue.io")
-    health = free_port()
+    # The same CRD may already be there from the chart (Helm keeps CRDs): start_operator's
+    # server-side apply takes it over.
     env = {
-        **kube.env(),
-        "HEALTH_PORT": str(health),
+        "HEALTH_PORT": str(free_port()),
         "METRICS_PORT": str(free_port()),
         "DEFAULT_API_IMAGE": "localhost/jobqueue-api:dev",
         "DEFAULT_WORKER_IMAGE": "localhost/jobqueue-worker:dev",
         "IMAGE_PULL_POLICY": "IfNotPresent",
         "RESYNC_INTERVAL_SECONDS": "10",
-        "LOG_LEVEL": "INFO",
     }
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jobqueue_operator"],
-            env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    op = Operator(proc, log)
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"the operator exited with {proc.returncode}:\n{op.tail()}")
-        try:
-            return http("GET", f"http://127.0.0.1:{health}/healthz", timeout=1)[0] == 200
-        except OSError:
-            return False
-
+    op = start_operator(kube, "", log, env)  # "": every namespace
     try:
-        wait_for("the operator's /healthz", healthy, 60)
         yield op
         # A module's namespaces are deleted without waiting; their JobQueues carry the
         # operator's finalizer, so let it finish them rather than leave namespaces terminating
         # forever on the shared control plane.
         wait_for("JobQueues being deleted to be finalized", lambda: not _deleting(kube), 120)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        op.stop()

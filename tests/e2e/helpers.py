@@ -4,21 +4,20 @@ apply / wait / read through the real kubectl, and HTTP to ClusterIPs from this m
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
 from tests.cluster.controlplane import Kube
 from tests.support import waiting
+from tests.support.operator import OperatorProcess
 
 T = TypeVar("T")
+Operator = OperatorProcess  # what the `operator` fixture (conftest.py) yields
 POLL = 0.5
 
 
@@ -215,14 +214,3 @@ def describe(kube: Kube, namespace: str, kinds: Sequence[str] = ("pods", "deploy
         out.append(kube.kubectl("describe", kind, "-n", namespace, check=False).stdout[-3000:])
     out.append(kube.kubectl("get", "events", "-n", namespace, check=False).stdout[-3000:])
     return "\n".join(out)
-
-
-@dataclass(frozen=True)
-class Operator:
-    """The operator process the `operator` fixture runs, and its log."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]

@@ -35,6 +35,7 @@ from tests.e2e.helpers import (
     wait_ready_count,
     wait_service_answers,
 )
+from tests.support.kube import condition
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(900)]
 
@@ -209,11 +210,8 @@ def _policy(s: Setup) -> dict[str, Any] | None:
 
 
 def _condition(s: Setup, kind: str) -> str | None:
-    obj = s.kube.kubectl_json("get", "jobqueue", NAME, "-n", s.namespace)
-    for cond in obj.get("status", {}).get("conditions", []):
-        if cond["type"] == kind:
-            return str(cond["status"])
-    return None
+    found = condition(s.kube.kubectl_json("get", "jobqueue", NAME, "-n", s.namespace), kind)
+    return None if found is None else str(found["status"])
 
 
 def _explain(s: Setup) -> str:

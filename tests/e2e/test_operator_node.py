@@ -29,6 +29,7 @@ from tests.e2e.helpers import (
     wait_ready_count,
     wait_service_answers,
 )
+from tests.support.kube import condition
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(900)]
 
@@ -107,11 +108,8 @@ def _api_base(q: Queue) -> str:
 
 
 def _condition(q: Queue, kind: str) -> str | None:
-    obj = q.cluster.kube.kubectl_json("get", "jobqueue", NAME, "-n", q.namespace)
-    for cond in obj.get("status", {}).get("conditions", []):
-        if cond["type"] == kind:
-            return str(cond["status"])
-    return None
+    found = condition(q.cluster.kube.kubectl_json("get", "jobqueue", NAME, "-n", q.namespace), kind)
+    return None if found is None else str(found["status"])
 
 
 def test_jobqueue_gives_running_ready_api_and_worker_pods(jobqueue: Queue) -> None:

@@ -1,5 +1,6 @@
-"""Fixtures of the integration tests: a queue on the session's redis-server, and worker
-processes stopped at the end of the test (started with `worker_support.start_worker`)."""
+"""Fixtures of the integration tests: a queue on the session's redis-server, worker processes
+stopped at the end of the test (started with `worker_support.start_worker`), and the Redis
+topologies of tests/support/redis_topologies.py (a Redis Cluster, a TLS redis-server)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import redis.asyncio as aioredis
 
 from jobqueue import Queue
 from tests.integration.worker_support import WorkerProcess
+from tests.support.redis_topologies import cluster, cluster_nodes, tls_server  # noqa: F401
 
 
 @pytest.fixture

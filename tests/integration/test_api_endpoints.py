@@ -4,38 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from fastapi import FastAPI
 from jobqueue_api import constants as c
-from jobqueue_api.app import create_app
-from jobqueue_api.settings import Settings
-from pydantic import SecretStr
 
 import jobqueue
 from jobqueue import FailOutcome, JobStatus, Queue
 from tests.cluster.redis_server import RedisServer
+from tests.support.api import make_settings, serve
 
 TOKEN = "t0ken-for-tests"
-
-
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
-    """The app with its lifespan running, reached in-process over ASGI."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client, app
-
-
-def make_settings(redis_url: str, queue_name: str, **overrides: Any) -> Settings:
-    return Settings(redis_url=SecretStr(redis_url), queue_name=queue_name, **overrides)
 
 
 @pytest.fixture

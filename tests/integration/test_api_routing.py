@@ -7,7 +7,7 @@ import pytest
 
 import jobqueue
 from jobqueue import Queue
-from tests.integration.test_api_endpoints import make_settings, serve
+from tests.support.api import make_settings, serve
 
 
 async def test_routed_types_land_in_their_pool_queue_and_are_found_by_id(

@@ -21,8 +21,8 @@ import pytest
 
 import jobqueue
 from jobqueue import FailOutcome, JobSpec, Queue
-from tests.integration.test_api_endpoints import make_settings, serve
 from tests.integration.worker_support import WorkerProcess, eventually
+from tests.support.api import make_settings, serve
 from tests.support.services import ApiProcess
 
 

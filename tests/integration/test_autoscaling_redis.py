@@ -20,8 +20,6 @@ from redis.exceptions import RedisError
 
 from jobqueue import JobSpec, Queue, connect_any
 from tests.cluster.redis_server import RedisServer
-from tests.integration.test_protocol_cluster import cluster_nodes  # noqa: F401 (fixture)
-from tests.integration.test_protocol_connect import tls_server  # noqa: F401 (fixture)
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +169,7 @@ def test_snapshot_type_is_what_the_loop_expects() -> None:
 
 
 async def test_redis_cluster_snapshot_and_wake_up(
-    cluster_nodes: list[RedisServer],  # noqa: F811 - the imported fixture
+    cluster_nodes: list[RedisServer],
 ) -> None:
     """On Redis Cluster the subscription listens on the node owning the queue's slot."""
     node = cluster_nodes[0]
@@ -179,7 +177,7 @@ async def test_redis_cluster_snapshot_and_wake_up(
 
 
 async def test_tls_url_snapshot_and_wake_up(
-    tls_server: tuple[RedisServer, int, Path],  # noqa: F811 - the imported fixture
+    tls_server: tuple[RedisServer, int, Path],
 ) -> None:
     """rediss:// with the CA named in the URL (all a JobQueue's redis.url can carry)."""
     _server, port, certs = tls_server

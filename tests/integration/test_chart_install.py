@@ -18,10 +18,7 @@ import asyncio
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -38,6 +35,8 @@ from tests.cluster.controlplane import ControlPlane, Kube, free_port
 from tests.cluster.redis_server import RedisServer
 from tests.integration import gateway_api
 from tests.support import waiting
+from tests.support.kube import apply
+from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 
@@ -83,44 +82,9 @@ MODES = [
 # -- plumbing ----------------------------------------------------------------------------------
 
 
-class OperatorProcess:
-    """`python -m jobqueue_operator`, its output in a file."""
-
-    def __init__(self, env: dict[str, str], log: Path, health_port: int) -> None:
-        self.log = log
-        self.health_port = health_port
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "jobqueue_operator"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def refused(self) -> list[str]:
-        """Log lines about calls the API server refused."""
-        return [line for line in self.text().splitlines() if FORBIDDEN.search(line)]
-
-    def healthy(self) -> bool:
-        if self.proc.poll() is not None:
-            pytest.fail(f"the operator exited with {self.proc.returncode}:\n{self.text()[-6000:]}")
-        url = f"http://127.0.0.1:{self.health_port}/healthz"
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+def refused(operator: OperatorProcess) -> list[str]:
+    """The operator's log lines about calls the API server refused."""
+    return [line for line in operator.text().splitlines() if FORBIDDEN.search(line)]
 
 
 CURRENT: OperatorProcess | None = None
@@ -128,8 +92,8 @@ CURRENT: OperatorProcess | None = None
 
 def no_refusals(what: str) -> None:
     """Fail at once when the operator's log shows a refused call."""
-    refused = CURRENT.refused() if CURRENT is not None else []
-    assert not refused, f"refused while waiting for {what}:\n" + "\n".join(refused)
+    refused_calls = refused(CURRENT) if CURRENT is not None else []
+    assert not refused_calls, f"refused while waiting for {what}:\n" + "\n".join(refused_calls)
 
 
 def log_tail() -> str:
@@ -166,11 +130,6 @@ def get(kube: Kube, kind: str, name: str, ns: str | None = None) -> dict[str, An
 def names(kube: Kube, kinds: str, ns: str, selector: str) -> set[str]:
     out = kube.kubectl("get", kinds, "-n", ns, "-l", selector, "-o", "name").stdout
     return set(out.split())
-
-
-def apply(kube: Kube, *manifests: dict[str, Any]) -> None:
-    items = {"apiVersion": "v1", "kind": "List", "items": list(manifests)}
-    kube.kubectl("apply", "-f", "-", input=json.dumps(items))
 
 
 def namespace(kube: Kube, name: str, **labels: str) -> None:
@@ -395,7 +354,7 @@ def test_install_then_operator_lifecycle_with_only_the_charts_rbac_then_uninstal
     assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == SERVICE_ACCOUNT
     env = operator_env(manifest, kubeconfig)
     assert env["WATCH_NAMESPACES"] == (ns if mode.namespaced else "")
-    CURRENT = operator = OperatorProcess(env, tmp_path / "operator.log", int(env["HEALTH_PORT"]))
+    CURRENT = operator = OperatorProcess(env, tmp_path / "operator.log")
     try:
         wait_for("the operator's /healthz", operator.healthy)
         lifecycle(kube, mode, redis_server)
@@ -405,8 +364,8 @@ def test_install_then_operator_lifecycle_with_only_the_charts_rbac_then_uninstal
         CURRENT = None
     log = operator.text()
     assert "jobqueue-operator started" in log
-    refused = operator.refused()
-    assert not refused, "calls refused by the chart's RBAC:\n" + "\n".join(refused)
+    refused_calls = refused(operator)
+    assert not refused_calls, "calls refused by the chart's RBAC:\n" + "\n".join(refused_calls)
     assert code == 0, log[-4000:]
 
     # -- what the ServiceAccount may and may not do ------------------------------------------

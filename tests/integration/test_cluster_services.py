@@ -10,13 +10,12 @@ from redis.asyncio.cluster import RedisCluster
 
 from jobqueue import JobStatus, Queue
 from tests.cluster.redis_server import RedisServer
-from tests.integration.test_api_endpoints import make_settings, serve
-from tests.integration.test_protocol_cluster import cluster, cluster_nodes  # noqa: F401
 from tests.integration.worker_support import WorkerProcess, eventually
+from tests.support.api import make_settings, serve
 
 
 @pytest.fixture
-def cluster_url(cluster_nodes: list[RedisServer]) -> str:  # noqa: F811
+def cluster_url(cluster_nodes: list[RedisServer]) -> str:
     node = cluster_nodes[1]
     return f"redis+cluster://{node.bind}:{node.port}"
 
@@ -32,7 +31,7 @@ async def worker(cluster_url: str, queue_name: str, tmp_path: Path) -> AsyncIter
 
 
 async def test_jobs_posted_to_the_api_are_done_by_a_worker_on_a_redis_cluster(
-    cluster: RedisCluster,  # noqa: F811
+    cluster: RedisCluster,
     cluster_url: str,
     queue_name: str,
     worker: WorkerProcess,

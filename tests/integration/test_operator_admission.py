@@ -8,19 +8,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from jobqueue_operator import constants as c
 from jobqueue_operator.spec import parse_spec
 
 from tests.cluster.controlplane import Kube
-from tests.support.kube import install_jobqueue_crd, temporary_namespace
-from tests.unit.test_operator_spec import INVALID, TOPOLOGY_URLS, Invalid
+from tests.support.jobqueues import admit, crd
+from tests.support.kube import temporary_namespace
+from tests.support.spec_cases import INVALID, TOPOLOGY_URLS, Invalid
+
+__all__ = ["crd"]  # fixture, re-used
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def crd(kube: Kube) -> None:
-    install_jobqueue_crd(kube)
 
 
 @pytest.fixture(scope="module")
@@ -28,26 +25,11 @@ def ns(kube: Kube, crd: None) -> Iterator[str]:
     yield from temporary_namespace(kube, "adm-")  # not jqop-*: no operator acts here
 
 
-def manifest(ns: str, name: str, spec: dict[str, Any]) -> str:
-    return json.dumps(
-        {
-            "apiVersion": c.API_VERSION,
-            "kind": c.KIND,
-            "metadata": {"name": name, "namespace": ns},
-            "spec": spec,
-        }
-    )
-
-
-def apply(kube: Kube, ns: str, name: str, spec: dict[str, Any], *extra: str) -> Any:
-    return kube.kubectl("apply", *extra, "-f", "-", input=manifest(ns, name, spec), check=False)
-
-
 @pytest.mark.parametrize("case", INVALID, ids=lambda case: case.id)
 def test_an_invalid_jobqueue_is_refused_with_a_readable_message(
     kube: Kube, ns: str, case: Invalid
 ) -> None:
-    result = apply(kube, ns, case.name, case.spec, "--dry-run=server")
+    result = admit(kube, ns, case.name, case.spec, "--dry-run=server")
     assert result.returncode != 0, f"accepted: {result.stdout}"
     assert case.message in result.stderr
     assert "hunter22" not in result.stderr or "hunter22" in json.dumps(case.spec)
@@ -55,13 +37,13 @@ def test_an_invalid_jobqueue_is_refused_with_a_readable_message(
 
 @pytest.mark.parametrize("url", TOPOLOGY_URLS)
 def test_a_valid_jobqueue_passes_the_same_checks(kube: Kube, ns: str, url: str) -> None:
-    result = apply(kube, ns, "ok", {"redis": {"url": url}}, "--dry-run=server")
+    result = admit(kube, ns, "ok", {"redis": {"url": url}}, "--dry-run=server")
     assert result.returncode == 0, result.stderr
 
 
 def test_the_servers_defaults_are_the_models_defaults(kube: Kube, ns: str) -> None:
     minimal = {"redis": {"url": "redis://127.0.0.1:6379/0"}, "worker": {"image": "w:1"}}
-    assert apply(kube, ns, "defaults", minimal).returncode == 0
+    assert admit(kube, ns, "defaults", minimal).returncode == 0
     stored = kube.kubectl_json("get", "jq", "defaults", "-n", ns)["spec"]
     model = parse_spec(minimal).model_dump(by_alias=True, exclude_none=True)
 
@@ -77,18 +59,18 @@ def test_the_servers_defaults_are_the_models_defaults(kube: Kube, ns: str) -> No
 
 def test_queue_name_cannot_change(kube: Kube, ns: str) -> None:
     spec: dict[str, Any] = {"redis": {"url": "redis://127.0.0.1:6379/0"}, "queueName": "a"}
-    assert apply(kube, ns, "named", spec).returncode == 0
-    result = apply(kube, ns, "named", {**spec, "queueName": "b"})
+    assert admit(kube, ns, "named", spec).returncode == 0
+    result = admit(kube, ns, "named", {**spec, "queueName": "b"})
     assert result.returncode != 0
     assert "queueName cannot be changed" in result.stderr
-    other = apply(kube, ns, "named", {**spec, "worker": {"concurrency": 2}})
+    other = admit(kube, ns, "named", {**spec, "worker": {"concurrency": 2}})
     assert other.returncode == 0, other.stderr  # other fields still change
 
 
 def test_managed_storage_cannot_change(kube: Kube, ns: str) -> None:
     spec: dict[str, Any] = {"redis": {"managed": {"storage": "1Gi"}}}
-    assert apply(kube, ns, "managed", spec).returncode == 0
-    result = apply(kube, ns, "managed", {"redis": {"managed": {"storage": "2Gi"}}})
+    assert admit(kube, ns, "managed", spec).returncode == 0
+    result = admit(kube, ns, "managed", {"redis": {"managed": {"storage": "2Gi"}}})
     assert result.returncode != 0
     assert "storage and storageClassName cannot be changed" in result.stderr
 
@@ -98,14 +80,14 @@ def test_scaling_an_autoscaled_jobqueue_by_hand_is_refused_with_what_to_do(
 ) -> None:
     """Issue 23: `kubectl scale jq` with autoscaling on was accepted and did nothing."""
     spec: dict[str, Any] = {"redis": {"url": "redis://127.0.0.1:6379/0"}}
-    assert apply(kube, ns, "scaled", spec).returncode == 0
+    assert admit(kube, ns, "scaled", spec).returncode == 0
     result = kube.kubectl("scale", "jq", "scaled", "-n", ns, "--replicas=5", check=False)
     assert result.returncode != 0
     assert "worker.replicas cannot change while autoscaling.enabled is true" in result.stderr
     assert kube.kubectl_json("get", "jq", "scaled", "-n", ns)["spec"]["worker"]["replicas"] == 1
     # with autoscaling off, the scale subresource is how the workers are scaled by hand
     off = {**spec, "autoscaling": {"enabled": False}}
-    assert apply(kube, ns, "scaled", off).returncode == 0
+    assert admit(kube, ns, "scaled", off).returncode == 0
     done = kube.kubectl("scale", "jq", "scaled", "-n", ns, "--replicas=5", check=False)
     assert done.returncode == 0, done.stderr
     assert kube.kubectl_json("get", "jq", "scaled", "-n", ns)["spec"]["worker"]["replicas"] == 5

@@ -10,19 +10,9 @@ watches ``jqop-*`` namespaces, so other tests' objects are none of its business.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import redis
@@ -32,232 +22,34 @@ from jobqueue_operator import constants as c
 from jobqueue import JobSpec, Queue
 from tests.cluster.controlplane import Kube
 from tests.cluster.redis_server import RedisServer
-from tests.support import waiting
-from tests.support.kube import install_jobqueue_crd
+from tests.support.jobqueues import (
+    CHILD_KINDS,
+    RESYNC,
+    checksum,
+    children_ready,
+    container,
+    crd,
+    decode,
+    env_value,
+    events_json,
+    get,
+    jobqueue,
+    labelled,
+    must_get,
+    ns,
+    observed,
+    operator,
+    pods_of,
+    secret,
+    url_for,
+    wait_for,
+)
+from tests.support.kube import apply, condition
+from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 
-T = TypeVar("T")
-WAIT = 60.0
-RESYNC = 3.0
-OPERATOR_NAMESPACE = "jq-system"
-OPERATOR_POD_LABELS = "app.kubernetes.io/name=jobqueue-operator,app.kubernetes.io/instance=jq"
-NS_PREFIX = "jqop-"
-CHILD_KINDS = "deploy,svc,secret,sts,pvc"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Operator:
-    proc: subprocess.Popen[bytes]
-    log: Path
-    metrics_port: int
-
-    def tail(self, chars: int = 6000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
-
-    def reconciles(self, trigger: str) -> float:
-        """jobqueue_operator_reconciles_total{trigger=...,result="ok"} from /metrics."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        pattern = rf'jobqueue_operator_reconciles_total\{{result="ok",trigger="{trigger}"\}} (\S+)'
-        found = re.search(pattern, text)
-        return float(found.group(1)) if found else 0.0
-
-
-OPERATOR: Operator | None = None
-
-
-def operator_tail() -> str:
-    return "--- operator log tail ---\n" + (OPERATOR.tail() if OPERATOR else "")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
-    """`waiting.wait_for` that tolerates probe errors (a probe may race with creation/deletion)
-    and shows the operator's log tail on timeout."""
-    return waiting.wait_for(
-        what, probe, timeout, interval=0.2, tolerate=(Exception,), diagnose=operator_tail
-    )
-
-
-@pytest.fixture(scope="module")
-def crd(kube: Kube) -> None:
-    install_jobqueue_crd(kube)
-
-
-@pytest.fixture(scope="module")
-def operator(kube: Kube, crd: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    global OPERATOR
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    health, metrics = free_port(), free_port()
-    env = kube.env() | {
-        "WATCH_NAMESPACES": f"{NS_PREFIX}*",
-        "RESYNC_INTERVAL_SECONDS": str(RESYNC),
-        "HEALTH_PORT": str(health),
-        "METRICS_PORT": str(metrics),
-        "LOG_LEVEL": "INFO",
-        "DEFAULT_API_IMAGE": "localhost/jobqueue-api:test",
-        "DEFAULT_WORKER_IMAGE": "localhost/jobqueue-worker:test",
-        "DEFAULT_REDIS_IMAGE": "localhost/redis:test",
-        "OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,  # as the chart sets them in a pod
-        "OPERATOR_POD_LABELS": OPERATOR_POD_LABELS,
-    }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jobqueue_operator"], env=env, stdout=out, stderr=out
-        )
-    OPERATOR = Operator(proc, log, metrics)
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"the operator exited with {proc.returncode}:\n{OPERATOR.tail()}")
-        with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=2) as r:
-            return bool(r.status == 200)
-
-    try:
-        wait_for("the operator's /healthz", healthy)
-        yield OPERATOR
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        OPERATOR = None
-    secrets_in_log = [s for s in ("hunter22", "tok-s3cret") if s in log.read_text()]
-    assert not secrets_in_log, f"secret values in the operator log: {secrets_in_log}"
-
-
-@pytest.fixture
-def ns(kube: Kube, operator: Operator) -> Iterator[str]:
-    name = f"{NS_PREFIX}{uuid.uuid4().hex[:8]}"
-    kube.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {
-                    "name": name,
-                    "labels": {
-                        "pod-security.kubernetes.io/enforce": "restricted",
-                        "pod-security.kubernetes.io/enforce-version": "latest",
-                    },
-                },
-            }
-        ),
-    )
-    yield name
-    # delete the JobQueues while the operator runs (its finalizer), then the namespace
-    kube.kubectl("delete", "jq", "--all", "-n", name, "--wait=true", "--timeout=60s", check=False)
-    kube.kubectl("delete", "namespace", name, "--wait=false")
-
-
-# -- helpers -----------------------------------------------------------------------------------
-
-
-def apply(kube: Kube, *manifests: dict[str, Any]) -> None:
-    kube.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests)}),
-    )
-
-
-def get(kube: Kube, kind: str, ns: str, name: str) -> dict[str, Any] | None:
-    out = kube.kubectl("get", kind, name, "-n", ns, "-o", "json", "--ignore-not-found").stdout
-    return json.loads(out) if out.strip() else None
-
-
-def must_get(kube: Kube, kind: str, ns: str, name: str) -> dict[str, Any]:
-    return wait_for(f"{kind} {ns}/{name}", lambda: get(kube, kind, ns, name))
-
-
-def secret(ns: str, name: str, **data: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": ns},
-        "type": "Opaque",
-        "stringData": data,
-    }
-
-
-def jobqueue(ns: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": c.API_VERSION,
-        "kind": c.KIND,
-        "metadata": {"name": name, "namespace": ns},
-        "spec": spec,
-    }
-
-
-def decode(obj: dict[str, Any], key: str) -> str:
-    return base64.b64decode(obj["data"][key]).decode()
-
-
-def condition(jq: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:
-    for cond in ((jq or {}).get("status") or {}).get("conditions") or []:
-        if cond["type"] == ctype:
-            return dict(cond)
-    return None
-
-
-def container(workload: dict[str, Any]) -> dict[str, Any]:
-    return dict(workload["spec"]["template"]["spec"]["containers"][0])
-
-
-def env_value(workload: dict[str, Any], name: str) -> str | None:
-    for item in container(workload).get("env", []):
-        if item["name"] == name:
-            return item.get("value")
-    return None
-
-
-def checksum(workload: dict[str, Any]) -> str:
-    return str(
-        workload["spec"]["template"]["metadata"]["annotations"][c.ANNOTATION_SECRET_CHECKSUM]
-    )
-
-
-def labelled(kube: Kube, ns: str, name: str, kinds: str = CHILD_KINDS) -> list[str]:
-    out = kube.kubectl(
-        "get", kinds, "-n", ns, "-l", f"{c.LABEL_INSTANCE}={name}", "-o", "name"
-    ).stdout
-    return out.split()
-
-
-def children_ready(kube: Kube, ns: str, name: str, *, api: bool = True) -> bool:
-    wanted = {f"deployment.apps/{name}-worker", f"secret/{name}-worker"}
-    if api:
-        wanted |= {f"deployment.apps/{name}-api", f"service/{name}-api", f"secret/{name}-api"}
-    return wanted <= set(labelled(kube, ns, name, "deploy,svc,secret"))
-
-
-def observed(kube: Kube, ns: str, name: str) -> dict[str, Any] | None:
-    """The JobQueue once its status describes its current generation."""
-    jq = get(kube, "jq", ns, name)
-    if jq and (jq.get("status") or {}).get("observedGeneration") == jq["metadata"]["generation"]:
-        return jq
-    return None
-
-
-def events_json(kube: Kube, ns: str) -> str:
-    return str(kube.kubectl("get", "events", "-n", ns, "-o", "json").stdout)
-
-
-def url_for(redis: RedisServer, db: int = 0) -> str:
-    return f"redis://127.0.0.1:{redis.port}/{db}"
+__all__ = ["crd", "ns", "operator"]  # fixtures, re-used
 
 
 # -- tests -------------------------------------------------------------------------------------
@@ -537,7 +329,7 @@ def test_a_missing_source_secret_is_degraded_with_a_clear_message_then_recovers(
 
 
 def test_an_idle_operator_writes_nothing(
-    kube: Kube, ns: str, operator: Operator, redis_server: RedisServer
+    kube: Kube, ns: str, operator: OperatorProcess, redis_server: RedisServer
 ) -> None:
     apply(
         kube,
@@ -668,15 +460,6 @@ async def count_keys(redis_server: RedisServer, queue: str) -> int:
         await client.aclose()
 
 
-def pods_of(kube: Kube, ns: str, name: str) -> dict[str, int]:
-    items = kube.kubectl_json("get", "pods", "-n", ns, "-l", f"{c.LABEL_INSTANCE}={name}")["items"]
-    counts: dict[str, int] = {}
-    for pod in items:
-        component = pod["metadata"]["labels"][c.LABEL_COMPONENT]
-        counts[component] = counts.get(component, 0) + 1
-    return counts
-
-
 def test_a_restricted_namespace_admits_every_pod_the_operator_creates(kube: Kube, ns: str) -> None:
     labels = kube.kubectl_json("get", "namespace", ns)["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -741,7 +524,7 @@ def test_a_managed_redis_volume_is_kept_on_delete_with_retain(kube: Kube, ns: st
 
 
 def test_with_autoscaling_the_worker_replicas_belong_to_the_autoscaler(
-    kube: Kube, ns: str, redis_server: RedisServer
+    kube: Kube, ns: str, redis_server: RedisServer, operator: OperatorProcess
 ) -> None:
     apply(
         kube,

@@ -21,12 +21,10 @@ from jobqueue import JobSpec, Queue
 from tests.cluster.controlplane import Kube
 from tests.cluster.redis_server import RedisServer
 from tests.integration import gateway_api
-from tests.integration.test_operator_admission import apply as admit
-from tests.integration.test_operator_lifecycle import (
+from tests.support.jobqueues import (
     OPERATOR_NAMESPACE,
-    apply,
+    admit,
     checksum,
-    condition,
     crd,
     env_value,
     get,
@@ -38,6 +36,7 @@ from tests.integration.test_operator_lifecycle import (
     url_for,
     wait_for,
 )
+from tests.support.kube import apply, condition
 
 __all__ = ["crd", "ns", "operator"]  # fixtures, re-used
 

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,18 +26,19 @@ from jobqueue_operator import schedules
 
 from jobqueue import JobSpec, Queue
 from tests.cluster.controlplane import Kube
+from tests.cluster.procs import free_port
 from tests.cluster.redis_server import RedisServer
-from tests.integration.test_operator_admission import apply as admit
-from tests.integration.test_operator_lifecycle import (
-    apply,
+from tests.support.jobqueues import (
+    admit,
     crd,
-    free_port,
     get,
     jobqueue,
     must_get,
     url_for,
     wait_for,
 )
+from tests.support.kube import apply
+from tests.support.operator import OperatorProcess, operator_env
 from tests.support.services import REPO
 
 __all__ = ["crd"]  # fixture, re-used
@@ -57,43 +55,22 @@ class Replicas:
 
     kube: Kube
     logs: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    health: dict[str, int] = field(default_factory=dict)
+    procs: dict[str, OperatorProcess] = field(default_factory=dict)
     starts: int = 0  # each start logs to its own file: <name>-<start>.log
     current: dict[str, Path] = field(default_factory=dict)
 
     def start(self, name: str, **extra: str) -> None:
-        self.health[name] = free_port()
-        env = self.kube.env() | {
-            "WATCH_NAMESPACES": f"{NS_PREFIX}*",
-            "RESYNC_INTERVAL_SECONDS": "3",
-            "HEALTH_PORT": str(self.health[name]),
-            "METRICS_PORT": "0",
-            "LOG_LEVEL": "INFO",
-            **extra,
-        }
+        env = {"RESYNC_INTERVAL_SECONDS": "3", "HEALTH_PORT": str(free_port()), **extra}
         self.starts += 1
         self.current[name] = self.logs / f"{name}-{self.starts}.log"
-        with self.current[name].open("ab") as out:
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "jobqueue_operator"], env=env, stdout=out, stderr=out
-            )
+        settings = operator_env(self.kube, f"{NS_PREFIX}*", env)
+        self.procs[name] = OperatorProcess(settings, self.current[name])
 
     def wait_healthy(self, name: str) -> None:
-        proc, port = self.procs[name], self.health[name]
-
-        def healthy() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"operator {name} exited with {proc.returncode}:\n{self.tail(name)}")
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                return bool(r.status == 200)
-
-        wait_for(f"operator {name}'s /healthz", healthy)
+        self.procs[name].wait_healthy()
 
     def kill(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        self.procs.pop(name).kill()
 
     def tail(self, name: str, chars: int = 4000) -> str:
         return self.current[name].read_text(errors="replace")[-chars:]
@@ -104,14 +81,14 @@ class Replicas:
         return "".join(p.read_text(errors="replace") for p in paths)
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            proc.terminate()
-        for proc in self.procs.values():
+        """SIGTERM to every replica at once, then each stopped (SIGKILL after a while)."""
+        for operator in self.procs.values():
+            operator.proc.terminate()
+        for operator in self.procs.values():
             try:
-                proc.wait(timeout=20)
+                operator.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                operator.kill()
         self.procs.clear()
 
 

@@ -14,9 +14,8 @@ from jobqueue_operator import constants as c
 
 from tests.cluster.controlplane import Kube
 from tests.cluster.redis_server import RedisServer
-from tests.integration.test_operator_admission import apply as admit
-from tests.integration.test_operator_lifecycle import (
-    apply,
+from tests.support.jobqueues import (
+    admit,
     crd,
     get,
     jobqueue,
@@ -27,6 +26,7 @@ from tests.integration.test_operator_lifecycle import (
     url_for,
     wait_for,
 )
+from tests.support.kube import apply
 
 __all__ = ["crd", "ns", "operator"]  # fixtures, re-used
 

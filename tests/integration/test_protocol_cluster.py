@@ -3,88 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
 import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from jobqueue import FailOutcome, JobSpec, JobStatus, Priority, Queue, connect_cluster
+from jobqueue import FailOutcome, JobSpec, JobStatus, Priority, Queue
 from jobqueue.browse import ListState
-from tests.cluster.redis_server import RedisServer, free_port
-
-CLUSTER_ARGS = (
-    "--cluster-enabled", "yes",
-    "--cluster-config-file", "nodes.conf",
-    "--cluster-node-timeout", "5000",
-)  # fmt: skip
-
-
-def _low_free_port() -> int:
-    """A free port <= 55535 (redis-server refuses higher ones in cluster mode)."""
-    for _ in range(200):
-        port = free_port()
-        if port <= 55535:
-            return port
-    raise RuntimeError("no free port below 55536")
-
-
-def _cluster_node() -> RedisServer:
-    bus = free_port()  # explicit cluster bus port instead of port + 10000
-    return RedisServer(
-        port=_low_free_port(), extra_args=(*CLUSTER_ARGS, "--cluster-port", str(bus))
-    )
-
-
-def _wait_cluster_ok(nodes: list[RedisServer], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    pending = list(nodes)
-    while pending:
-        node = pending[0]
-        client = redis.Redis(host=node.bind, port=node.port)
-        try:
-            info = client.cluster("info")
-        finally:
-            client.close()
-        if info.get("cluster_state") == "ok" and int(info.get("cluster_slots_ok", 0)) == 16384:
-            pending.pop(0)
-        elif time.monotonic() > deadline:
-            raise RuntimeError(f"cluster not ok after {timeout} s: {info}")
-        else:
-            time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def cluster_nodes() -> Iterator[list[RedisServer]]:
-    cli = shutil.which("redis-cli")
-    assert cli is not None, "redis-cli is not installed: run `make deps`"
-    nodes = [_cluster_node() for _ in range(3)]
-    try:
-        for node in nodes:
-            node.start()
-        subprocess.run(
-            [cli, "--cluster", "create", *(f"{n.bind}:{n.port}" for n in nodes),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        _wait_cluster_ok(nodes)
-        yield nodes
-    finally:
-        for node in nodes:
-            node.cleanup()
-
-
-@pytest.fixture
-async def cluster(cluster_nodes: list[RedisServer]) -> AsyncIterator[RedisCluster]:
-    node = cluster_nodes[0]
-    client = connect_cluster(f"redis+cluster://{node.bind}:{node.port}")
-    await client.initialize()
-    yield client
-    await client.aclose()
+from tests.cluster.redis_server import RedisServer
 
 
 def _names_on_two_nodes(client: RedisCluster) -> tuple[str, str]:

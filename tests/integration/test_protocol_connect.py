@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,36 +18,6 @@ PASSWORD = "pw-for-tests-only"
 def password_server() -> Iterator[RedisServer]:
     server = RedisServer(password=PASSWORD).start()
     yield server
-    server.cleanup()
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, int, Path]]:
-    """A redis-server with a TLS port, its certificate signed by a throwaway CA."""
-    d = tmp_path_factory.mktemp("tls")
-    days = ("-days", "1")
-    ca = ("req", "-x509", "-newkey", "rsa:2048", "-nodes", *days)
-    _openssl(*ca, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=jobqueue-ca", cwd=d)
-    _openssl(*ca, "-keyout", "o.key", "-out", "other-ca.crt", "-subj", "/CN=unrelated", cwd=d)
-    csr = ("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr")
-    _openssl(*csr, "-subj", "/CN=localhost", cwd=d)
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    sign = ("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", *days)
-    _openssl(*sign, "-CAcreateserial", "-out", "server.crt", "-extfile", "ext.cnf", cwd=d)
-    tls_port = free_port()
-    tls_args = {
-        "--tls-port": str(tls_port),
-        "--tls-cert-file": str(d / "server.crt"),
-        "--tls-key-file": str(d / "server.key"),
-        "--tls-ca-cert-file": str(d / "ca.crt"),
-        "--tls-auth-clients": "no",
-    }
-    server = RedisServer(extra_args=tuple(x for kv in tls_args.items() for x in kv)).start()
-    yield server, tls_port, d
     server.cleanup()
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from tests.cluster.redis_server import RedisServer
 from tests.reliability.support import Figures, record_figures
+from tests.reliability.support import sizes as sizes  # moved there; kept for old imports
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,14 +43,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-
-
-def sizes(fast: Any, full: Any) -> list[Any]:
-    """Parameters for a test with a fast (make test) and a full (make chaos) variant."""
-    return [
-        pytest.param(fast, id="fast", marks=pytest.mark.chaos_fast),
-        pytest.param(full, id="full", marks=pytest.mark.chaos_full),
-    ]
 
 
 @pytest.hookimpl(wrapper=True)

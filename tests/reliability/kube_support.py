@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import random
 import ssl
 import tempfile
@@ -21,7 +22,9 @@ from jobqueue_operator import constants as c
 
 from tests.cluster.controlplane import Kube
 from tests.cluster.redis_server import free_port
-from tests.reliability.support import Service, http_get_text, wait_until
+from tests.reliability.support import SOURCE_PATH, http_get_text, wait_until
+from tests.support.kube import condition as condition  # re-exported: the chaos tests use it
+from tests.support.operator import OperatorProcess, operator_env
 
 GROUP_PATH = f"/apis/{c.GROUP}/{c.VERSION}"
 RESTRICTED = {
@@ -166,7 +169,8 @@ class KubeHttp:
 
 @dataclass
 class OperatorProc:
-    """`python -m jobqueue_operator` against the test cluster; kill -9 and start again."""
+    """The operator (tests/support/operator.py's `OperatorProcess`) against the test cluster,
+    restartable: kill -9 and start again, its output appended to one log."""
 
     kube: Kube
     workdir: Path
@@ -174,7 +178,7 @@ class OperatorProc:
     resync: float = 3.0
     log_level: str = "INFO"
     extra_env: dict[str, str] = field(default_factory=dict)
-    service: Service | None = None
+    process: OperatorProcess | None = None
     starts: int = 0
     health_port: int = 0
     metrics_port: int = 0
@@ -182,8 +186,6 @@ class OperatorProc:
     def start(self) -> OperatorProc:
         self.health_port, self.metrics_port = free_port(), free_port()
         env = {
-            **self.kube.env(),
-            "WATCH_NAMESPACES": self.watch,
             "RESYNC_INTERVAL_SECONDS": str(self.resync),
             "HEALTH_PORT": str(self.health_port),
             "METRICS_PORT": str(self.metrics_port),
@@ -191,43 +193,38 @@ class OperatorProc:
             "DEFAULT_API_IMAGE": "localhost/jobqueue-api:test",
             "DEFAULT_WORKER_IMAGE": "localhost/jobqueue-worker:test",
             "DEFAULT_REDIS_IMAGE": "localhost/redis:test",
+            "PYTHONPATH": os.pathsep.join(SOURCE_PATH),  # this checkout's code
             **self.extra_env,
         }
-        log = self.workdir / "operator.log"
-        self.service = Service("jobqueue_operator", env, log, name="operator").spawn()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        settings = operator_env(self.kube, self.watch, env)
+        self.process = OperatorProcess(settings, self.workdir / "operator.log")
         self.starts += 1
-        wait_until("the operator's /healthz", self.healthy, timeout=60, on_fail=self.tail)
+        self.process.wait_healthy()
         return self
-
-    def healthy(self) -> bool:
-        assert self.service is not None
-        if not self.service.alive:
-            raise AssertionError(f"the operator exited with {self.service.returncode}")
-        url = f"http://127.0.0.1:{self.health_port}/healthz"
-        try:
-            http_get_text(url, timeout=2)
-        except OSError:
-            return False
-        return True
 
     def metrics(self) -> str:
         return http_get_text(f"http://127.0.0.1:{self.metrics_port}/metrics")
 
     def kill(self) -> None:
-        assert self.service is not None
-        self.service.kill()
+        assert self.process is not None
+        self.process.kill()
 
     def stop(self) -> None:
-        if self.service is not None:
-            self.service.stop(timeout=20)
+        if self.process is not None:
+            self.process.stop(20)
 
     @property
     def pid(self) -> int:
-        assert self.service is not None
-        return self.service.pid
+        assert self.process is not None
+        return self.process.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.proc.poll() is None
 
     def logs(self) -> str:
-        return self.service.logs() if self.service else ""
+        return self.process.text() if self.process else ""
 
     def tail(self) -> str:
         return f"--- operator log tail ---\n{self.logs()[-5000:]}"
@@ -246,13 +243,6 @@ def labelled_children(api: KubeHttp, ns: str) -> list[dict[str, Any]]:
             item["kind"] = kind
             out.append(item)
     return out
-
-
-def condition(jq: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:
-    for cond in ((jq or {}).get("status") or {}).get("conditions") or []:
-        if cond["type"] == ctype:
-            return dict(cond)
-    return None
 
 
 def env_of(workload: dict[str, Any]) -> dict[str, str | None]:

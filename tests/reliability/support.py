@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 
 from jobqueue import Job, Queue
@@ -672,3 +673,11 @@ def stop_all(services: Iterable[Service]) -> None:
     for s in services:
         with contextlib.suppress(Exception):
             s.kill()
+
+
+def sizes(fast: Any, full: Any) -> list[Any]:
+    """Parameters for a test with a fast (make test) and a full (make chaos) variant."""
+    return [
+        pytest.param(fast, id="fast", marks=pytest.mark.chaos_fast),
+        pytest.param(full, id="full", marks=pytest.mark.chaos_full),
+    ]

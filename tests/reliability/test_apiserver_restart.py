@@ -19,7 +19,6 @@ from jobqueue_operator.crd import CRD_FILE
 
 from tests.cluster.controlplane import ControlPlane, Kube
 from tests.cluster.redis_server import RedisServer
-from tests.reliability.conftest import sizes
 from tests.reliability.kube_support import (
     KubeHttp,
     OperatorProc,
@@ -28,7 +27,7 @@ from tests.reliability.kube_support import (
     random_change,
     wait_settled,
 )
-from tests.reliability.support import Figures
+from tests.reliability.support import Figures, sizes
 
 pytestmark = pytest.mark.cluster
 SECTION = "Faults: kube-apiserver restarted under the operator"
@@ -67,7 +66,7 @@ def test_the_operator_resumes_watching_and_repairs_after_an_apiserver_restart(
             plane.stop_apiserver()
             api.close()
             time.sleep(down_s)
-            assert op.service is not None and op.service.alive, op.tail()
+            assert op.alive, op.tail()
             plane.start_apiserver()
             # changed "meanwhile": before the operator has re-listed anything
             assert api.delete(f"/apis/apps/v1/namespaces/{ns}/deployments/a-worker") == 200
@@ -89,7 +88,7 @@ def test_the_operator_resumes_watching_and_repairs_after_an_apiserver_restart(
                 on_fail=lambda: f"{problems(api, ns, model, url)}\n{op.tail()}",
             )
             repaired_s.append(time.monotonic() - t0)
-        same_process = op.service is not None and op.service.alive and op.pid == pid
+        same_process = op.alive and op.pid == pid
     finally:
         for name in model:
             api.delete(api.jq_path(ns, name))

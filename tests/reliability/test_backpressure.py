@@ -27,12 +27,12 @@ import redis.asyncio as aioredis
 
 from jobqueue import JobSpec, Queue
 from tests.cluster.redis_server import RedisServer
-from tests.reliability.conftest import sizes
 from tests.reliability.support import (
     Figures,
     await_until,
     count_status,
     forget_queue,
+    sizes,
     start_api,
     start_worker,
     stop_all,

@@ -25,7 +25,6 @@ import redis.asyncio as aioredis
 from jobqueue import JobSpec, Queue
 from tests.cluster import node
 from tests.cluster.redis_server import RedisServer
-from tests.reliability.conftest import sizes
 from tests.reliability.kube_support import RESTRICTED, KubeHttp, OperatorProc, wait_settled
 from tests.reliability.node_support import (
     chaos_worker,
@@ -43,6 +42,7 @@ from tests.reliability.support import (
     executions,
     forget_queue,
     leased_by,
+    sizes,
 )
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(1800)]

@@ -22,7 +22,6 @@ from jobqueue import JobSpec, Queue
 from tests.cluster import node
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.redis_server import RedisServer
-from tests.reliability.conftest import sizes
 from tests.reliability.kube_support import RESTRICTED, KubeHttp, OperatorProc, wait_settled
 from tests.reliability.node_support import (
     chaos_worker,
@@ -31,7 +30,7 @@ from tests.reliability.node_support import (
     start_operator,
     tasks_configmap,
 )
-from tests.reliability.support import Figures, await_until, executions, forget_queue
+from tests.reliability.support import Figures, await_until, executions, forget_queue, sizes
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(1800)]
 SECTION = "Faults: kubelet and containerd restarted under running pods (real node)"

@@ -21,7 +21,6 @@ from jobqueue_operator.crd import CRD_FILE
 
 from tests.cluster.controlplane import Kube
 from tests.cluster.redis_server import RedisServer
-from tests.reliability.conftest import sizes
 from tests.reliability.kube_support import (
     KubeHttp,
     OperatorProc,
@@ -30,7 +29,7 @@ from tests.reliability.kube_support import (
     random_change,
     wait_settled,
 )
-from tests.reliability.support import Figures
+from tests.reliability.support import Figures, sizes
 
 pytestmark = pytest.mark.cluster
 SECTION = "Faults: the operator killed (SIGKILL) mid-reconcile"

@@ -19,13 +19,13 @@ import redis.asyncio as aioredis
 from jobqueue import JobSpec, JobStatus, Queue
 from jobqueue.constants import LEASE_EXPIRED_ERROR
 from tests.cluster.redis_server import RedisServer
-from tests.reliability.conftest import sizes
 from tests.reliability.support import (
     Figures,
     Service,
     count_status,
     executions,
     forget_queue,
+    sizes,
     start_worker,
     stop_all,
 )

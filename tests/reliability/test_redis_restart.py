@@ -23,7 +23,6 @@ import redis.asyncio as aioredis
 
 from jobqueue import Queue
 from tests.cluster.redis_server import RedisServer
-from tests.reliability.conftest import sizes
 from tests.reliability.support import (
     CLIENT_TIMEOUT,
     CLIENTS,
@@ -35,6 +34,7 @@ from tests.reliability.support import (
     count_status,
     host_crash_exposure,
     job_records,
+    sizes,
     start_api,
     start_worker,
     stop_all,

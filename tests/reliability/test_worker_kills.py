@@ -22,7 +22,6 @@ import redis.asyncio as aioredis
 
 from jobqueue import JobSpec, Queue
 from tests.cluster.redis_server import RedisServer
-from tests.reliability.conftest import sizes
 from tests.reliability.support import (
     Figures,
     Service,
@@ -31,6 +30,7 @@ from tests.reliability.support import (
     executions,
     forget_queue,
     leased_by,
+    sizes,
     start_worker,
     stop_all,
 )

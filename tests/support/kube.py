@@ -1,6 +1,6 @@
 """Helpers of the tests that work on the real control plane (the `kube` fixture): polling
-(`wait_for`, from tests.support.waiting), a throw-away namespace, `kubectl apply`, the JobQueue
-CRD, a Kubernetes Python client. No tests here."""
+(`wait_for`, from tests.support.waiting), a throw-away namespace, `kubectl apply`, an object's
+status condition, the JobQueue CRD, a Kubernetes Python client. No tests here."""
 
 from __future__ import annotations
 
@@ -27,9 +27,18 @@ def temporary_namespace(kube: Kube, prefix: str, *, digits: int = 8) -> Iterator
     kube.kubectl("delete", "namespace", name, "--wait=false")
 
 
-def apply(kube: Kube, manifest: dict[str, Any], *args: str) -> None:
-    """`kubectl apply` of one object (extra kubectl arguments in `args`)."""
-    kube.kubectl("apply", "-f", "-", *args, input=json.dumps(manifest))
+def apply(kube: Kube, *manifests: dict[str, Any]) -> None:
+    """`kubectl apply` of the given objects, in one call (a v1 List)."""
+    items = {"apiVersion": "v1", "kind": "List", "items": list(manifests)}
+    kube.kubectl("apply", "-f", "-", input=json.dumps(items))
+
+
+def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:
+    """The status condition of type ``ctype`` of an object (None: not there, or no object)."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond["type"] == ctype:
+            return dict(cond)
+    return None
 
 
 def install_jobqueue_crd(kube: Kube) -> None:
