@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobqueue_operator.crd import CRD_FILE
-
 from tests.cluster import host_tools, images, node
 from tests.cluster.controlplane import Kube
 from tests.reliability.kube_support import KubeHttp, OperatorProc
-from tests.reliability.support import CHAOS_TASKS, wait_until
+from tests.reliability.support import CHAOS_TASKS
+from tests.support.kube import install_jobqueue_crd
 
 #: Where the chaos task module is mounted in worker pods (PYTHONPATH) and its ConfigMap.
 TASKS_DIR = "/opt/chaos"
@@ -31,14 +30,7 @@ CONTAINER_NAME_LABEL = "io.kubernetes.container.name"
 def start_operator(kube: Kube, workdir: Path, watch: str) -> OperatorProc:
     """The CRD (taken over from the chart if it is there), then the operator as a process,
     putting the images the node holds into the pods it makes."""
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-
-    def established() -> bool:
-        crd = kube.kubectl_json("get", "crd", "jobqueues.jobqueue.io")
-        conditions = crd.get("status", {}).get("conditions", [])
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-
-    wait_until("the JobQueue CRD Established", established, timeout=60)
+    install_jobqueue_crd(kube)
     refs = {i.name: i.ref for i in images.APP_IMAGES}
     return OperatorProc(
         kube,

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from jobqueue_operator.crd import CRD_FILE
 
 from tests.cluster.controlplane import ControlPlane, Kube
 from tests.cluster.redis_server import RedisServer
@@ -28,6 +27,7 @@ from tests.reliability.kube_support import (
     wait_settled,
 )
 from tests.reliability.support import Figures, sizes
+from tests.support.kube import install_jobqueue_crd
 
 pytestmark = pytest.mark.cluster
 SECTION = "Faults: kube-apiserver restarted under the operator"
@@ -47,7 +47,7 @@ def test_the_operator_resumes_watching_and_repairs_after_an_apiserver_restart(
     plane.procs.die_with_parent = True
     rng = random.Random()
     api = KubeHttp(kube)
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    install_jobqueue_crd(kube)
     # resync far away: only re-established watches can bring the repairs
     op = OperatorProc(kube, tmp_path, watch="jqapis-*", resync=600).start()
     pid = op.pid

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from jobqueue_operator.crd import CRD_FILE
 
 from jobqueue import JobSpec, JobStatus, Queue
 from tests.cluster import node
 from tests.cluster.redis_server import RedisServer
 from tests.reliability.kube_support import RESTRICTED, KubeHttp, OperatorProc, wait_settled
 from tests.reliability.support import Figures, await_until, leased_by
+from tests.support.kube import install_jobqueue_crd
 
 pytestmark = [pytest.mark.node, pytest.mark.chaos_full, pytest.mark.timeout(3600)]
 SECTION = "Faults: worker pods deleted with grace 0 (real node)"
@@ -42,7 +42,7 @@ WORKER = "app.kubernetes.io/instance=chaos,app.kubernetes.io/component=worker"
 @pytest.fixture
 def operator(node_cluster: node.NodeCluster, tmp_path: Path) -> Iterator[OperatorProc]:
     kube = node_cluster.kube
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    install_jobqueue_crd(kube)
     op = OperatorProc(
         kube,
         tmp_path,

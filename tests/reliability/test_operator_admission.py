@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from jobqueue_operator import constants as c
-from jobqueue_operator.crd import CRD_FILE
 
 from tests.cluster.controlplane import Kube
 from tests.cluster.redis_server import RedisServer
@@ -30,6 +29,7 @@ from tests.reliability.kube_support import (
     wait_settled,
 )
 from tests.reliability.support import Figures
+from tests.support.kube import install_jobqueue_crd
 
 pytestmark = pytest.mark.cluster
 SECTION = "Bad input: JobQueue manifests"
@@ -340,14 +340,7 @@ TABLE: tuple[Refused, ...] = (
 
 @pytest.fixture(scope="module")
 def api(kube: Kube) -> Iterator[KubeHttp]:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-
-    def established() -> bool:
-        crd = kube.kubectl_json("get", "crd", c.CRD_NAME)
-        conds = (crd.get("status") or {}).get("conditions") or []
-        return any(x["type"] == "Established" and x["status"] == "True" for x in conds)
-
-    wait_settled("the JobQueue CRD Established", established, timeout=60)
+    install_jobqueue_crd(kube)
     client = KubeHttp(kube)
     yield client
     client.close()

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-from jobqueue_operator.crd import CRD_FILE
 
 from tests.cluster.controlplane import Kube
 from tests.cluster.redis_server import RedisServer
@@ -30,6 +29,7 @@ from tests.reliability.kube_support import (
     wait_settled,
 )
 from tests.reliability.support import Figures, sizes
+from tests.support.kube import install_jobqueue_crd
 
 pytestmark = pytest.mark.cluster
 SECTION = "Faults: the operator killed (SIGKILL) mid-reconcile"
@@ -41,7 +41,7 @@ def test_the_operator_converges_after_every_sigkill(
 ) -> None:
     rng = random.Random()
     api = KubeHttp(kube)
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    install_jobqueue_crd(kube)
     op = OperatorProc(kube, tmp_path, watch="jqkill-*").start()
     ns = api.namespace("jqkill-")
     url = f"redis://127.0.0.1:{redis_server.port}/0"

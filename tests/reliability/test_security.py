@@ -25,7 +25,6 @@ from typing import Any
 
 import httpx
 import pytest
-from jobqueue_operator.crd import CRD_FILE
 
 from jobqueue import JobStatus, Queue, connect
 from tests.cluster.controlplane import Kube
@@ -49,6 +48,7 @@ from tests.reliability.support import (
     stop_all,
     wait_until,
 )
+from tests.support.kube import install_jobqueue_crd
 
 SECTION = "Security"
 
@@ -99,7 +99,7 @@ def found_in(texts: dict[str, str], needles: dict[str, str]) -> dict[str, list[s
 
 
 def crd(kube: Kube) -> None:
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    install_jobqueue_crd(kube)
 
 
 @pytest.mark.cluster
