@@ -37,7 +37,8 @@ from jobqueue_operator.builders import Images
 from jobqueue_operator.kube import Kube, load_api_client
 from jobqueue_operator.kubetypes import JobQueueRef
 from jobqueue_operator.ports import PUBSUB_READ_TIMEOUT
-from jobqueue_operator.reconcile import EventType, Reconciler, RetryLater
+from jobqueue_operator.purging import RetryLater
+from jobqueue_operator.reconcile import EventType, Reconciler
 from jobqueue_operator.redishub import RedisHub
 from jobqueue_operator.scheduler import ScheduleRunner
 from jobqueue_operator.settings import OperatorSettings, get_settings

@@ -57,7 +57,7 @@ KINDS: Final[Mapping[str, Kind]] = {
     c.KIND: Kind(c.API_VERSION, c.PLURAL),
 }
 #: The kinds of a JobQueue's children, listed for pruning and deletion (the worker volumes'
-#: PersistentVolumeClaims have their own path: reconcile._sync_claims).
+#: PersistentVolumeClaims have their own path: claims.sync).
 CHILD_KINDS: Final = tuple(k for k in get_args(ChildKind) if k != "PersistentVolumeClaim")
 
 

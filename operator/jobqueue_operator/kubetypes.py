@@ -109,3 +109,15 @@ class CondSpec:
     status: ConditionStatus
     reason: str
     message: str
+
+
+def rv_of(obj: Mapping[str, Any]) -> str | None:
+    """An object's resourceVersion, if it has one."""
+    value = (obj.get("metadata") or {}).get("resourceVersion")
+    return str(value) if value is not None else None
+
+
+def uid_of(obj: Mapping[str, Any]) -> str | None:
+    """An object's uid, if it has one."""
+    value = (obj.get("metadata") or {}).get("uid")
+    return str(value) if value is not None else None

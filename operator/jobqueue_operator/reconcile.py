@@ -12,31 +12,28 @@ no write. Calls for the same JobQueue are serialized by a per-object lock.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import copy
 import hashlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from jobqueue_operator import adapters, builders, diffing, metrics, redisops
+from jobqueue_operator import adapters, builders, claims, diffing, metrics, redisops
 from jobqueue_operator import constants as c
+from jobqueue_operator import material as materials
 from jobqueue_operator.builders import Images, OperatorPeer, SecretMaterial
 from jobqueue_operator.caches import Views
 from jobqueue_operator.kube import CHILD_KINDS, Kube, KubeError
-from jobqueue_operator.kubetypes import JSON, CondSpec, JobQueueRef, Manifest
+from jobqueue_operator.kubetypes import JSON, CondSpec, JobQueueRef, Manifest, rv_of, uid_of
+from jobqueue_operator.purging import Purger, RetryLater, purge_queues
 from jobqueue_operator.redisops import NOT_CHECKED, RedisCheck
 from jobqueue_operator.spec import (
     JobQueueSpec,
     QueueSpec,
-    SecretKeySelector,
-    SecretRef,
     SpecError,
     parse_spec,
 )
@@ -54,34 +51,8 @@ class EventPoster(Protocol):
     def __call__(self, ref: JobQueueRef, type_: EventType, reason: str, message: str) -> None: ...
 
 
-class RetryLater(Exception):
-    """The clean-up cannot finish now; the handler turns this into a kopf retry."""
-
-    def __init__(self, message: str, delay: float = c.RETRY_DELAY) -> None:
-        super().__init__(message)
-        self.delay = delay
-
-
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _decode_exact(raw: object) -> str | None:
-    """A Secret value as text, byte for byte (no stripping); None if not UTF-8 base64."""
-    try:
-        return base64.b64decode(str(raw), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-
-
-def _decode(secret: Mapping[str, Any], key: str) -> str | None:
-    raw = (secret.get("data") or {}).get(key)
-    if raw is None:
-        return None
-    try:
-        return base64.b64decode(raw, validate=True).decode().strip()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,44 +63,6 @@ class Outcome:
     pruned: tuple[str, ...] = ()
     problem: Problem | None = None
     retry: bool = False
-
-
-class RedisUrls:
-    """The Redis URL each JobQueue resolved to, for the autoscaler daemon.
-
-    The reconcile publishes; a daemon waits for the first value and restarts its loop when the
-    value changes (a rotated source Secret). Only fingerprints are compared.
-    """
-
-    def __init__(self) -> None:
-        self._urls: dict[Key, str] = {}
-        self._changed: dict[Key, asyncio.Event] = {}
-
-    def publish(self, key: Key, url: str) -> None:
-        if self._urls.get(key) != url:
-            self._urls[key] = url
-            self._event(key).set()
-
-    def get(self, key: Key) -> str | None:
-        return self._urls.get(key)
-
-    def forget(self, key: Key) -> None:
-        self._urls.pop(key, None)
-        event = self._changed.pop(key, None)
-        if event is not None:
-            event.set()
-
-    def _event(self, key: Key) -> asyncio.Event:
-        return self._changed.setdefault(key, asyncio.Event())
-
-    async def wait_change(self, key: Key, seen: str | None) -> None:
-        """Return once the URL of ``key`` differs from ``seen`` (or the key is forgotten)."""
-        while True:
-            event = self._event(key)
-            if self._urls.get(key) != seen:
-                return
-            event.clear()
-            await event.wait()
 
 
 @dataclass
@@ -147,7 +80,6 @@ class _Locks:
 
 
 RedisChecker = Callable[[str, QueueSpec, str], Awaitable[RedisCheck]]
-Purger = Callable[[str, str], Awaitable[int]]
 
 
 class Reconciler:
@@ -171,7 +103,7 @@ class Reconciler:
         self.redis_check = redis_check
         self.purge = purge
         self.clock = clock
-        self.urls = RedisUrls()
+        self.urls = materials.RedisUrls()
         self.views = Views()
         self._locks = _Locks()
         self._redis_cache: dict[Key, tuple[str, float, RedisCheck]] = {}
@@ -272,7 +204,7 @@ class Reconciler:
             return Outcome(problem=problem)
 
         live = await self._live_children(ref, routes=_has_route(spec, body))
-        material = await self._material(ref, spec, live)
+        material = await materials.gather(self._secret, ref, spec, live)
         if isinstance(material, Problem):
             # Without the URL nothing can be built: leave the children as they are (running
             # pods keep their copies) and say why.
@@ -283,7 +215,7 @@ class Reconciler:
         applied: list[str] = []
         errors: list[str] = []
         pruned: list[str] = []
-        await self._sync_claims(ref, spec, applied, pruned, errors)
+        await claims.sync(self.kube, ref, spec, applied, pruned, errors)
         # What the children depend on: unchanged since a reconcile that found every child as
         # desired means nothing to build or compare (a resync of 1,000 JobQueues is a burst).
         inputs = _fingerprint(body, live, material, gateway_api)
@@ -349,86 +281,18 @@ class Reconciler:
                 continue
             before = live.get(key)
             verb = "created" if before is None else "updated"
-            if before is None or _rv(before) != _rv(result):
+            if before is None or rv_of(before) != rv_of(result):
                 applied.append(f"{verb} {key[0]}/{key[1]}")
             live[key] = result
         for obj in diffing.to_prune(desired, live.values(), ref.uid):
             kind, name = diffing.child_key(obj)
             try:
-                await self.kube.delete(kind, ref.namespace, name, uid=_uid(obj))
+                await self.kube.delete(kind, ref.namespace, name, uid=uid_of(obj))
             except KubeError as exc:
                 errors.append(f"{kind}/{name}: {exc}")
                 continue
             pruned.append(f"{kind}/{name}")
             live.pop((kind, name), None)
-
-    async def _sync_claims(
-        self,
-        ref: JobQueueRef,
-        spec: JobQueueSpec,
-        applied: list[str],
-        pruned: list[str],
-        errors: list[str],
-    ) -> None:
-        """The worker volumes' PersistentVolumeClaims: applied like any child; one no longer
-        in the spec is deleted only under ``deletionPolicy: Purge`` (Retain keeps data)."""
-        desired = [diffing.with_applied_hash(m) for m in builders.worker_claims(ref, spec)]
-        live_list: list[JSON] = []
-        if desired or spec.deletion_policy == "Purge":
-            live_list = await self.kube.list(
-                "PersistentVolumeClaim", ref.namespace, builders.claim_selector(ref.name)
-            )
-        live = {diffing.child_key(obj): obj for obj in live_list}
-        for manifest in desired:
-            key = diffing.child_key(manifest)
-            if not diffing.needs_apply(manifest, live.get(key)):
-                continue
-            try:
-                result = await self.kube.apply(manifest)
-            except KubeError as exc:
-                errors.append(f"{key[0]}/{key[1]}: {exc}")
-                continue
-            before = live.get(key)
-            if before is None or _rv(before) != _rv(result):
-                applied.append(f"{'created' if before is None else 'updated'} {key[0]}/{key[1]}")
-        if spec.deletion_policy != "Purge":
-            return
-        wanted = {diffing.child_key(m) for m in desired}
-        for key, obj in live.items():
-            if key in wanted or (obj.get("metadata") or {}).get("deletionTimestamp"):
-                continue
-            try:
-                await self.kube.delete(key[0], ref.namespace, key[1], uid=_uid(obj))
-            except KubeError as exc:
-                errors.append(f"{key[0]}/{key[1]}: {exc}")
-                continue
-            pruned.append(f"{key[0]}/{key[1]}")
-
-    async def _release_claims(self, ref: JobQueueRef, spec: JobQueueSpec | None) -> str:
-        """On delete: Purge deletes the worker volumes' claims; Retain keeps them, first
-        taking off any ownerReference (a policy changed to Retain just before the delete) so
-        the garbage collector leaves them alone."""
-        claims = await self.kube.list(
-            "PersistentVolumeClaim", ref.namespace, builders.claim_selector(ref.name)
-        )
-        if not claims:
-            return ""
-        if spec is not None and spec.deletion_policy == "Purge":
-            for claim in claims:
-                await self.kube.delete(
-                    "PersistentVolumeClaim", ref.namespace, claim["metadata"]["name"], _uid(claim)
-                )
-            return f"; {len(claims)} worker volume claims deleted"
-        if spec is not None:
-            owned = {
-                diffing.child_key(obj)
-                for obj in claims
-                if (obj.get("metadata") or {}).get("ownerReferences")
-            }
-            for manifest in builders.worker_claims(ref, spec):
-                if diffing.child_key(manifest) in owned:
-                    await self.kube.apply(diffing.with_applied_hash(manifest))
-        return f"; {len(claims)} worker volume claims kept"
 
     async def _gateway_api(self, spec: JobQueueSpec) -> bool:
         """Whether HTTPRoutes can be created (asked only when the spec wants one)."""
@@ -463,90 +327,6 @@ class Reconciler:
         return await self.views.secrets.get(
             namespace, name, lambda ns, n: self.kube.get("Secret", ns, n)
         )
-
-    async def _source(
-        self, ref: JobQueueRef, selector: SecretKeySelector, what: str
-    ) -> str | Problem:
-        secret = await self._secret(ref.namespace, selector.name)
-        where = f"Secret {ref.namespace}/{selector.name}"
-        if secret is None:
-            return Problem(c.REASON_SOURCE_MISSING, f"{where} ({what}) not found")
-        value = _decode(secret, selector.key)
-        if not value:
-            return Problem(
-                c.REASON_SOURCE_MISSING, f"{where} ({what}) has no non-empty key {selector.key!r}"
-            )
-        return value
-
-    async def _material(
-        self, ref: JobQueueRef, spec: JobQueueSpec, live: Mapping[tuple[str, str], JSON]
-    ) -> SecretMaterial | Problem:
-        """The secret values the children need, gathered from Secrets (or generated once)."""
-        redis = spec.redis
-        password: str | None = None
-        if redis.managed is not None:
-            existing = live.get(("Secret", builders.child_name(ref.name, c.COMPONENT_REDIS)))
-            password = (
-                _decode(existing, c.SECRET_KEY_REDIS_PASSWORD) if existing is not None else None
-            )
-            password = password or secrets.token_urlsafe(24)
-            url = builders.managed_redis_url(ref, password)
-        elif redis.url_from is not None:
-            found = await self._source(
-                ref, redis.url_from.secret_key_ref, "spec.redis.urlFrom.secretKeyRef"
-            )
-            if isinstance(found, Problem):
-                return found
-            url = found
-        else:
-            assert redis.url is not None
-            url = redis.url
-        token: str | None = None
-        if spec.api.enabled and spec.api.auth_token_secret_ref is not None:
-            found = await self._source(
-                ref, spec.api.auth_token_secret_ref, "spec.api.authTokenSecretRef"
-            )
-            if isinstance(found, Problem):
-                return found
-            token = found
-        extra: dict[str, dict[str, str]] = {}
-        wanted: list[tuple[str, str, tuple[SecretRef, ...]]] = []
-        if spec.api.enabled and spec.api.secret_refs:
-            wanted.append((c.COMPONENT_API, "spec.api", tuple(spec.api.secret_refs)))
-        if spec.worker.secret_refs:
-            wanted.append((c.COMPONENT_WORKER, "spec.worker", tuple(spec.worker.secret_refs)))
-        for pool in spec.workers:
-            if pool.secret_refs:
-                where = f"spec.workers[{pool.name}]"
-                wanted.append((builders.pool_component(pool.name), where, tuple(pool.secret_refs)))
-        for component, where, refs in wanted:
-            copied = await self._copy_keys(ref, refs, where)
-            if isinstance(copied, Problem):
-                return copied
-            extra[component] = copied
-        return SecretMaterial(redis_url=url, api_token=token, redis_password=password, extra=extra)
-
-    async def _copy_keys(
-        self, ref: JobQueueRef, refs: tuple[SecretRef, ...], where: str
-    ) -> dict[str, str] | Problem:
-        """The keys of a service's ``secretRefs`` (later refs win on a shared key). Names of
-        the operator's own variables are never copied; values are never put in a message."""
-        out: dict[str, str] = {}
-        for secret_ref in refs:
-            secret = await self._secret(ref.namespace, secret_ref.name)
-            name = f"Secret {ref.namespace}/{secret_ref.name} ({where}.secretRefs)"
-            if secret is None:
-                return Problem(c.REASON_SOURCE_MISSING, f"{name} not found")
-            data = secret.get("data") or {}
-            keys = list(secret_ref.keys) or sorted(k for k in data if k not in c.RESERVED_ENV)
-            for key in keys:
-                if key not in data:
-                    return Problem(c.REASON_SOURCE_MISSING, f"{name} has no key {key!r}")
-                value = _decode_exact(data[key])
-                if value is None:
-                    return Problem(c.REASON_SOURCE_MISSING, f"{name}: key {key!r} is not UTF-8")
-                out[key] = value
-        return out
 
     async def _check_redis(self, ref: JobQueueRef, spec: JobQueueSpec, url: str) -> RedisCheck:
         """Read the queue, at most once per REDIS_CHECK_TTL per JobQueue and URL."""
@@ -648,17 +428,19 @@ class Reconciler:
             async def delete(kinds: tuple[str, ...]) -> None:
                 for (kind, name), obj in list(live.items()):
                     if kind in kinds and await self.kube.delete(
-                        kind, ref.namespace, name, uid=_uid(obj)
+                        kind, ref.namespace, name, uid=uid_of(obj)
                     ):
                         deleted.append(f"{kind}/{name}")
 
             await delete(("Deployment", "StatefulSet"))  # first stop the pods
             purged = ""
             if spec is not None and spec.deletion_policy == "Purge":
-                purged = await self._purge(ref, spec, live, retry)
+                purged = await purge_queues(
+                    self.kube, self.purge, self._secret, ref, spec, live, retry
+                )
             await delete(("Service", "Secret", "Ingress", "HTTPRoute", "NetworkPolicy"))
             try:
-                claims = await self._release_claims(ref, spec)
+                released = await claims.release(self.kube, ref, spec)
             except KubeError as exc:
                 raise RetryLater(f"worker volume claims: {exc}") from None
         self.urls.forget(ref.key)
@@ -666,62 +448,11 @@ class Reconciler:
         self._settled.pop(ref.key, None)
         self._locks.forget(ref.key)
         metrics.forget(ref.namespace, ref.name)
-        kept = (purged or "Redis keys kept (deletionPolicy: Retain)") + claims
+        kept = (purged or "Redis keys kept (deletionPolicy: Retain)") + released
         removed = ", ".join(sorted(deleted)) or "no children left"
         # Best effort: in a namespace being deleted the API server refuses new Events.
         self.post_event(ref, "Normal", c.EVENT_FINALIZED, f"deleted {removed}; {kept}")
         log.info("finalized %s: deleted %d children; %s", ref, len(deleted), kept)
-
-    async def _purge(
-        self,
-        ref: JobQueueRef,
-        spec: JobQueueSpec,
-        live: Mapping[tuple[str, str], JSON],
-        retry: int,
-    ) -> str:
-        queues = spec.jobqueue_queues(ref.namespace, ref.name)
-        any_foreign = spec.queue.foreign or any(p.queue.foreign for p in spec.workers)
-        foreign = (
-            "; the keys of the queues in other formats are kept (they are your library's)"
-            if any_foreign
-            else ""
-        )
-        if spec.redis.managed is not None:
-            # The data is the volume: delete the claims (the StatefulSet's retention policy
-            # does too; this covers a controller that lags or a policy changed later).
-            selector = builders.label_selector(
-                builders.selector_labels(ref.name, c.COMPONENT_REDIS)
-            )
-            claims = await self.kube.list("PersistentVolumeClaim", ref.namespace, selector)
-            for claim in claims:
-                await self.kube.delete(
-                    "PersistentVolumeClaim", ref.namespace, claim["metadata"]["name"]
-                )
-            return f"managed Redis volume deleted ({len(claims)} claims)"
-        url: str | Problem | None = None
-        if spec.redis.url is not None:
-            url = spec.redis.url
-        elif spec.redis.url_from is not None:
-            url = await self._source(ref, spec.redis.url_from.secret_key_ref, "urlFrom")
-        if not isinstance(url, str):  # fall back on the workers' copy
-            copy = live.get(("Secret", builders.child_name(ref.name, c.COMPONENT_WORKER)))
-            url = _decode(copy, c.SECRET_KEY_REDIS_URL) if copy is not None else None
-        error = "no Redis URL (the source Secret and the copies are gone)"
-        named = ", ".join(queues) or "none in the jobqueue format"
-        if url is not None:
-            try:
-                count = sum([await self.purge(url, queue) for queue in queues])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                error = redisops.describe(exc, (url,))
-            else:
-                return f"purged {count} Redis keys of queues {named}{foreign}"
-        if retry + 1 < c.PURGE_ATTEMPTS:
-            raise RetryLater(f"could not purge queues {named}: {error}")
-        message = f"gave up purging queues {named} after {retry + 1} attempts: {error}"
-        log.warning("%s: %s", ref, message)
-        return "Redis keys NOT purged: " + message
 
 
 def _fingerprint(
@@ -737,7 +468,7 @@ def _fingerprint(
         json.dumps(body.get("spec") or {}, sort_keys=True),
         str(meta.get("uid")),
         str(meta.get("generation")),
-        json.dumps(sorted((k[0], k[1], _rv(v) or "") for k, v in live.items())),
+        json.dumps(sorted((k[0], k[1], rv_of(v) or "") for k, v in live.items())),
         repr(material),
         str(gateway_api),
     ]
@@ -752,13 +483,3 @@ def _has_route(spec: JobQueueSpec, body: Mapping[str, Any]) -> bool:
         if cond.get("type") == c.CONDITION_EXPOSED and "HTTPRoute" in str(cond.get("message")):
             return True
     return False
-
-
-def _rv(obj: Mapping[str, Any]) -> str | None:
-    value = (obj.get("metadata") or {}).get("resourceVersion")
-    return str(value) if value is not None else None
-
-
-def _uid(obj: Mapping[str, Any]) -> str | None:
-    value = (obj.get("metadata") or {}).get("uid")
-    return str(value) if value is not None else None

@@ -80,6 +80,14 @@ KUBERNETES_ERROR_RETRY = 2.0  # a failed Kubernetes call is retried this soon
 REDIS_READ_RETRIES = (0.5, 1.5)
 
 
+TARGET_MISSING = Condition(
+    c.CONDITION_SCALING,
+    "False",
+    Reason.TARGET_NOT_FOUND.value,
+    "the worker Deployment does not exist (yet)",
+)
+
+
 # ---------------------------------------------------------------------------------------------
 # The loop
 
@@ -214,29 +222,7 @@ class Scaler:
         self.evaluations += 1
 
         # 1. The queue.
-        snapshot: QueueSnapshot | None = None
-        try:
-            snapshot = await self._read_queue(retry=mem.redis_error is None)
-            if mem.redis_error is not None:
-                log.info("queue readable again", extra={"jobqueue": self.name})
-            mem.redis_error = None
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            message = describe_error(exc, *self.secrets)
-            if mem.redis_error is None:
-                log.warning(
-                    "queue unreadable, holding replicas: %s", message, extra={"jobqueue": self.name}
-                )
-                await self._event(
-                    "Warning",
-                    Reason.REDIS_UNREACHABLE.value,
-                    f"queue unreadable, holding replicas: {message}",
-                )
-            mem.redis_error = message
-        if snapshot is not None:
-            mem.active_at = last_active(mem.active_at, snapshot.ready, snapshot.in_flight, now)
-            mem.last_queue = snapshot
+        snapshot = await self._observe_queue(mem, now)
 
         # 2. The Deployment.
         verified = False  # mem.current was read from the API in this evaluation
@@ -251,17 +237,7 @@ class Scaler:
         except Exception as exc:
             return await self._kubernetes_failed("read the worker Deployment's scale", exc)
         if mem.current is None:
-            await self._report(
-                mem,
-                snapshot,
-                Condition(
-                    c.CONDITION_SCALING,
-                    "False",
-                    Reason.TARGET_NOT_FOUND.value,
-                    "the worker Deployment does not exist (yet)",
-                ),
-                now,
-            )
+            await self._report(mem, snapshot, TARGET_MISSING, now)
             return False
         if not mem.seeded:
             # After a (re)start the current count counts as a recommendation made now, so an
@@ -289,31 +265,8 @@ class Scaler:
             metrics.scale_decision(self.series[0], self.series[1], decision.reason.value)
 
         # 4. Write.
-        if decision.changed:
-            if decision.replicas < decision.current and snapshot is not None:
-                await self._prefer_idle(snapshot.workers)
-            try:
-                await self.target.scale(decision.replicas)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                return await self._kubernetes_failed(
-                    f"scale the workers from {decision.current} to {decision.replicas}", exc
-                )
-            mem.current = decision.replicas
-            mem.last_scale_time = rfc3339(self.wall())
-            log.info(
-                "%s: %s",
-                decision.reason.value,
-                decision.message,
-                extra={
-                    "jobqueue": self.name,
-                    "replicas": decision.replicas,
-                    "previous": decision.current,
-                    "reason": decision.reason.value,
-                },
-            )
-            await self._event("Normal", decision.reason.value, decision.message)
+        if decision.changed and (failed := await self._scale(mem, decision, snapshot)) is not None:
+            return failed
         if decision.recommendation is not None:
             mem.last_desired = decision.replicas
         self._export(mem)
@@ -327,6 +280,65 @@ class Scaler:
         )
         await self._report(mem, snapshot, scaling, now)
         return False
+
+    async def _observe_queue(self, mem: _Memory, now: float) -> QueueSnapshot | None:
+        """Read the queue; an unreadable queue (after the read's retries) is logged and posted
+        once, and remembered in ``mem`` until it is readable again."""
+        snapshot: QueueSnapshot | None = None
+        try:
+            snapshot = await self._read_queue(retry=mem.redis_error is None)
+            if mem.redis_error is not None:
+                log.info("queue readable again", extra={"jobqueue": self.name})
+            mem.redis_error = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            message = describe_error(exc, *self.secrets)
+            if mem.redis_error is None:
+                log.warning(
+                    "queue unreadable, holding replicas: %s", message, extra={"jobqueue": self.name}
+                )
+                await self._event(
+                    "Warning",
+                    Reason.REDIS_UNREACHABLE.value,
+                    f"queue unreadable, holding replicas: {message}",
+                )
+            mem.redis_error = message
+        if snapshot is not None:
+            mem.active_at = last_active(mem.active_at, snapshot.ready, snapshot.in_flight, now)
+            mem.last_queue = snapshot
+        return snapshot
+
+    async def _scale(
+        self, mem: _Memory, decision: Decision, snapshot: QueueSnapshot | None
+    ) -> bool | None:
+        """Write the decided count (idle workers first on a scale-down). None when written;
+        when the write failed, what :meth:`evaluate` returns (see :meth:`_kubernetes_failed`)."""
+        if decision.replicas < decision.current and snapshot is not None:
+            await self._prefer_idle(snapshot.workers)
+        try:
+            await self.target.scale(decision.replicas)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return await self._kubernetes_failed(
+                f"scale the workers from {decision.current} to {decision.replicas}", exc
+            )
+        mem.current = decision.replicas
+        mem.last_scale_time = rfc3339(self.wall())
+        log.info(
+            "%s: %s",
+            decision.reason.value,
+            decision.message,
+            extra={
+                "jobqueue": self.name,
+                "replicas": decision.replicas,
+                "previous": decision.current,
+                "reason": decision.reason.value,
+            },
+        )
+        await self._event("Normal", decision.reason.value, decision.message)
+        return None
 
     async def _read_queue(self, *, retry: bool) -> QueueSnapshot:
         """One read of the queue; with ``retry`` (the last read succeeded), a failure is tried

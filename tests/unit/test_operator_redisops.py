@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from jobqueue_operator.reconcile import RedisUrls
+from jobqueue_operator.material import RedisUrls
 from jobqueue_operator.redisops import describe, redact
 
 
