@@ -64,6 +64,20 @@ SECTIONS: tuple[tuple[str, str], ...] = (
         "Running and Ready again.",
     ),
     (
+        "Faults: the operator upgraded with helm upgrade under load (real node)",
+        "The operator installed with its Helm chart (its image built here) and upgraded with "
+        "`helm upgrade` while a producer posts jobs through the API Service and the workers run "
+        "the chaos task module; three schedules fire every minute. Each upgrade rolls the "
+        "operator's pods (a new image tag; full: also replicaCount 1 -> 2 with peering, a pod "
+        "annotation with 2 replicas, back to 1) and starts 4 s before a minute boundary, so "
+        "fire times fall in the hand-over. Children keep their uids and generations, API and "
+        "worker pods their uids and restart counts; every fire time since the JobQueue's "
+        "creation has exactly one job, run once (a time missed while no operator ran is caught "
+        "up: fire_lags); key_hits_absorbed: fires a second operator attempted and the "
+        "idempotency key turned into no-ops (from the operator pods' logs); every old operator "
+        "pod stops within its 30 s grace period (no SIGKILL, exit 137).",
+    ),
+    (
         "Faults: redis-server killed and restarted (AOF)",
         "SIGKILL of redis-server under load from 8 HTTP clients through a real API, 2 real "
         "workers; down a few seconds, then restarted from its AOF. Lost = acknowledged (202) and "
