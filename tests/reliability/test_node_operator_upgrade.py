@@ -55,7 +55,6 @@ from jobqueue.keys import QueueKeys
 from tests.cluster import binaries, images, node
 from tests.cluster.controlplane import REPO_ROOT, Kube
 from tests.cluster.redis_server import RedisServer
-from tests.reliability.conftest import sizes
 from tests.reliability.kube_support import (
     RESTRICTED,
     KubeHttp,
@@ -64,7 +63,7 @@ from tests.reliability.kube_support import (
     wait_settled,
 )
 from tests.reliability.node_support import chaos_worker, pods, ready_pods, tasks_configmap
-from tests.reliability.support import Figures, await_until, executions, forget_queue
+from tests.reliability.support import Figures, await_until, executions, forget_queue, sizes
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(1800)]
 SECTION = "Faults: the operator upgraded with helm upgrade under load (real node)"
