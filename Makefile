@@ -23,7 +23,9 @@ $(VENV_STAMP): pyproject.toml
 	@.venv/bin/pip install -q -e '.[dev]'
 	@touch $@
 
-setup: deps $(VENV_STAMP) binaries ## deps, the venv and the cached Go builds: everything a fresh machine lacks
+# The venv (mostly downloads) and the Go builds run side by side after the Debian packages.
+setup: deps ## deps, the venv and the cached Go builds: everything a fresh machine lacks
+	@$(MAKE) --no-print-directory -j2 $(VENV_STAMP) binaries
 
 # Cached under ~/.cache/jobqueue-operator/bin/<name>-<version>: a warm run only checks files.
 binaries: ## Kubernetes, etcd, helm, kubeconform, CoreDNS, kube-router, local-path-provisioner, promtool from the Go module proxy (cached)

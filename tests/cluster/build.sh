@@ -114,7 +114,7 @@ GOMOD
   done
   local tmp="$out/.build.tmp"
   rm -rf "$tmp" && mkdir -p "$tmp"
-  log "k8s $K8S_VERSION: go build ${todo[*]} (cold: ~6 min on 2 cores)"
+  log "k8s $K8S_VERSION: go build ${todo[*]} (cold: ~16 min of CPU, ~8 min on 2 idle cores)"
   local t0=$SECONDS
   heartbeat "k8s $K8S_VERSION" \
     go build -trimpath -tags selinux,notest -ldflags "$ld" -o "$tmp/" "${pkgs[@]}"
@@ -299,5 +299,40 @@ build() {
   esac
 }
 
+# Several components build in two lanes at once, Kubernetes (about half of all the work) in one
+# and the others one after another in the second: go build leaves a core idle while it downloads
+# modules, links (single-threaded) or waits for a package that others import, and the other lane
+# fills it (cold `make binaries` on 2 cores: see README). JQ_BUILD_LANES=1 builds one at a time.
+lanes() {
+  local big=() rest=() c
+  for c in "$@"; do
+    case "$c" in
+      all) big+=(k8s); rest+=(etcd helm kubeconform) ;;
+      k8s) big+=(k8s) ;;
+      *) rest+=("$c") ;;
+    esac
+  done
+  if [[ ${JQ_BUILD_LANES:-2} == 1 || ${#big[@]} == 0 || ${#rest[@]} == 0 ]]; then
+    for c in "${big[@]}" "${rest[@]}"; do build "$c"; done
+    return
+  fi
+  # Both in the background: a subshell run as `(...) || rc=$?` would ignore set -e inside.
+  (for c in "${big[@]}"; do build "$c"; done) &
+  local one=$!
+  (for c in "${rest[@]}"; do build "$c"; done) &
+  local two=$! rc=0
+  trap 'kill "$one" "$two" 2>/dev/null' EXIT
+  wait "$two" || rc=$?
+  wait "$one" || rc=$?
+  trap - EXIT
+  return "$rc"
+}
+
 (($#)) || set -- all
-for component in "$@"; do build "$component"; done
+for component in "$@"; do
+  case "$component" in
+    k8s|etcd|helm|kubeconform|coredns|kube-router|local-path-provisioner|keda|promtool|all) ;;
+    *) build "$component" ;;  # the usage message
+  esac
+done
+lanes "$@"
