@@ -29,7 +29,7 @@ from typing import Any, cast
 
 import kopf
 
-from jobqueue_operator import caches, metrics, redisops, schedules
+from jobqueue_operator import caches, exiting, metrics, redisops, schedules
 from jobqueue_operator import constants as c
 from jobqueue_operator.adapters import ReplicaCache, replica_count
 from jobqueue_operator.autoscaler import scaled_pools, supervise
@@ -163,6 +163,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         redis_check=functools.partial(redisops.check, hub=hub),
     )
     memo["replicas"] = ReplicaCache()
+    memo["exit"] = exiting.ExitLatch()
     if ours.metrics_port:
         metrics.serve(ours.metrics_port)
     log.info(
@@ -381,7 +382,8 @@ async def autoscaler(
 ) -> None:
     """Run one autoscaling loop per autoscaled pool of one JobQueue (autoscaler.supervise)
     until autoscaling is disabled everywhere or the JobQueue is deleted."""
-    if not namespace or not name:
+    latch = exiting.latch(memo)
+    if not namespace or not name or latch.exiting:
         return
     reconciler = _reconciler(memo, kwargs)
     key = (namespace, name)
@@ -400,18 +402,21 @@ async def autoscaler(
             latest_generation = generation
         return latest
 
-    await supervise(
-        namespace=namespace,
-        name=name,
-        uid=uid,
-        current=current,
-        url=functools.partial(reconciler.urls.get, key),
-        url_change=functools.partial(reconciler.urls.wait_change, key),
-        stopped=stopped,
-        api_client=reconciler.kube.api_client,
-        replicas_cache=_replica_cache(memo, kwargs),
-        hub=_hub(memo),
-    )
+    try:
+        await supervise(
+            namespace=namespace,
+            name=name,
+            uid=uid,
+            current=current,
+            url=functools.partial(reconciler.urls.get, key),
+            url_change=functools.partial(reconciler.urls.wait_change, key),
+            stopped=stopped,
+            api_client=reconciler.kube.api_client,
+            replicas_cache=_replica_cache(memo, kwargs),
+            hub=_hub(memo),
+        )
+    finally:
+        latch.note(stopped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,7 +448,8 @@ async def scheduler(
 ) -> None:
     """Enqueue the jobs of spec.schedules at their fire times until the JobQueue has no
     schedules or is deleted; spec changes (kopf's live view) apply within a second."""
-    if not namespace or not name:
+    latch = exiting.latch(memo)
+    if not namespace or not name or latch.exiting:
         return
     reconciler = _reconciler(memo)
     first = _parsed(spec)
@@ -468,4 +474,7 @@ async def scheduler(
         created=schedules.parse_time(meta.get("creationTimestamp")),
         status=status,
     )
-    await runner.run(stopped)
+    try:
+        await runner.run(stopped)
+    finally:
+        latch.note(stopped)

@@ -147,8 +147,12 @@ class Scaler:
                 retry = await self.evaluate(fresh=fresh)
                 poll = self.config().poll_interval
                 timeout = min(poll, KUBERNETES_ERROR_RETRY) if retry else poll
+                # asyncio.timeout, not wait_for: on Python 3.11 a cancel that lands while
+                # wait_for's own timeout fires comes out as TimeoutError, and the loop went on
+                # (an operator stopping then ended with that error, exit 1).
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
                     fresh = False
                 except TimeoutError:
                     fresh = True
