@@ -137,9 +137,13 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def minute_boundaries(after: datetime, until: datetime) -> list[datetime]:
-    """Every whole minute t with after < t <= until (UTC)."""
-    t = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+def minute_boundaries(since: datetime, until: datetime) -> list[datetime]:
+    """Every whole minute t with since <= t <= until (UTC). A JobQueue's schedules count from
+    its creationTimestamp, which has whole seconds: one created in the first second of a minute
+    fires that minute (schedules.due_fire takes fire times from just before ``earliest``)."""
+    t = since.replace(second=0, microsecond=0)
+    if t < since:
+        t += timedelta(minutes=1)
     out = []
     while t <= until:
         out.append(t)
@@ -470,7 +474,7 @@ async def test_helm_upgrade_of_the_operator_under_load_loses_no_job_recreates_no
         fires[name][datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)] = job
     expected = minute_boundaries(created, cutoff)
     missed = {n: [t for t in expected if t not in fires[n]] for n in SCHEDULES}
-    off_grid = {n: [t for t in fires[n] if t.second or t <= created] for n in SCHEDULES}
+    off_grid = {n: [t for t in fires[n] if t.second or t < created] for n in SCHEDULES}
     fire_ids = set(fire_jobs.values())
     fire_runs = {j: ran.get(j, 0) for j in fire_ids}
     unexplained = sorted(set(ran) - set(acked) - fire_ids)
