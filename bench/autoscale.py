@@ -33,6 +33,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,13 +322,14 @@ async def _purge(url: str, queue: str) -> float:
         await client.aclose()
 
 
-def _lpush(url: str, n: int) -> float:
-    """LPUSH n job ids onto the list in one command (seed 000's API does one per request)."""
+def lpush(url: str, n: int, clock: Callable[[], float] = time.monotonic) -> float:
+    """LPUSH n job ids onto the list in one command (seed 000's API does one per request);
+    ``clock``'s time just before it."""
     r = redis.Redis.from_url(url)
     try:
         r.ping()
         ids = [str(uuid.uuid4()) for _ in range(n)]
-        t0 = time.monotonic()
+        t0 = clock()
         r.lpush(LIST_KEY, *ids)
         return t0
     finally:
@@ -487,7 +489,7 @@ def _phase(
 
     def push(n: int) -> float:
         if fmt == "list":
-            return _lpush(t.list_url, n)
+            return lpush(t.list_url, n)
         return asyncio.run(_enqueue(redis_url, t.queue, n))
 
     def empty() -> float:

@@ -54,7 +54,8 @@ from typing import Any
 import redis
 import yaml
 
-from bench import keda, kube
+from bench import autoscale, keda, kube
+from bench.autoscale import LIST_KEY
 from bench.common import Child, Ctx, free_port
 from bench.constants import REPO_DIR
 from tests.cluster import binaries, node
@@ -68,7 +69,6 @@ STATE_DIR = binaries.cache_dir() / "e2e-cluster"  # the e2e node's dir: its imag
 CRD_FILE = REPO_DIR / "crds" / "jobqueue.io_jobqueues.yaml"
 WORKER_IMAGE = "localhost/jobqueue-worker:dev"
 LIST_IMAGE = "localhost/jobqueue-example-list:dev"
-LIST_KEY = "jobs"
 BACKLOG = 99
 PODS = 20
 TARGET_PER_WORKER = 5
@@ -593,18 +593,6 @@ async def _enqueue(url: str, n: int) -> float:
         await client.aclose()
 
 
-def _lpush(url: str, n: int) -> float:
-    r = redis.Redis.from_url(url)
-    try:
-        r.ping()
-        ids = [f"job-{i}" for i in range(n)]
-        t0 = time.time()
-        r.lpush(LIST_KEY, *ids)
-        return t0
-    finally:
-        r.close()
-
-
 def _claims(url: str) -> dict[str, float]:
     """Our protocol: pod name -> its first claim time."""
     from jobqueue.keys import QueueKeys
@@ -674,7 +662,7 @@ def _phase(e: Env, cfg: Config, trial: int, rng: random.Random) -> dict[str, Any
         else:
 
             def push(n: int) -> float:
-                return _lpush(e.url(db), n)
+                return autoscale.lpush(e.url(db), n, clock=time.time)
 
         start = time.time()
         t0 = push(1)
