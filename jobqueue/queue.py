@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -325,7 +324,7 @@ class Queue:
             )[1:]
         except ValueError as exc:
             raise ValueError(f"payload of job type {spec.type!r}: {exc}") from None
-        job_id = spec.job_id or os.urandom(16).hex()  # as new_job_ids() makes them
+        job_id = spec.job_id or new_job_ids(1)[0]
         created = await self._run(self._enqueue_one, (job_id, round(spec.delay * 1000), blob))
         return EnqueueResult(job_id, created == 1)
 
