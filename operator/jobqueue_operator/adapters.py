@@ -23,6 +23,7 @@ from jobqueue_operator.autoscaling import (
     deletion_cost_changes,
     pod_deletion_costs,
 )
+from jobqueue_operator.diffing import replicas_managers
 from jobqueue_operator.ports import EventType, ScalerStatus
 from jobqueue_operator.redisops import describe, redact
 from jobqueue_operator.status import merge_conditions
@@ -72,7 +73,8 @@ def replicas_handover_needed(
     """
     if live is None or "replicas" in (desired.get("spec") or {}):
         return False
-    return owns_replicas((live.get("metadata") or {}).get("managedFields") or [], manager)
+    managers = replicas_managers(live.get("metadata") or {})
+    return any(entry.get("manager") == manager for entry in managers)
 
 
 def _is_status(exc: BaseException, *codes: int) -> bool:
@@ -117,16 +119,6 @@ class ReplicaCache:
         if self.index is not None:
             return next(iter(self.index.get((namespace, name), ())), None)
         return self._entries.get((namespace, name))
-
-
-def owns_replicas(managed_fields: Sequence[Mapping[str, Any]], manager: str) -> bool:
-    """Whether ``manager`` applies (server-side apply) a Deployment's spec.replicas."""
-    for entry in managed_fields:
-        if entry.get("manager") != manager or entry.get("operation") != "Apply":
-            continue
-        if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {}):
-            return True
-    return False
 
 
 class KubernetesScaleTarget:
