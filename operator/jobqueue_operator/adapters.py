@@ -2,8 +2,8 @@
 (scale subresource, replica hand-over, pod deletion costs), the JobQueue's status and Events as
 a :class:`Reporter`, and the watch-fed :class:`ReplicaCache` that spares the polls a GET.
 
-The official (synchronous) client runs in threads (``asyncio.to_thread``); every call has a
-short timeout. The reconcile uses the hand-over too (:func:`replicas_handover_needed`).
+Every call goes through the operator's one Kubernetes layer (kube.Kube; the autoscalers' facade
+has short timeouts). The reconcile uses the hand-over too (:func:`replicas_handover_needed`).
 """
 
 from __future__ import annotations
@@ -24,15 +24,14 @@ from jobqueue_operator.autoscaling import (
     pod_deletion_costs,
 )
 from jobqueue_operator.diffing import replicas_managers
+from jobqueue_operator.kube import Kind, Kube, KubeError
+from jobqueue_operator.kubetypes import JSON
 from jobqueue_operator.ports import EventType, ScalerStatus
 from jobqueue_operator.redisops import describe, redact
 from jobqueue_operator.status import merge_conditions
 
 KUBERNETES_REQUEST_TIMEOUT = (5.0, 10.0)  # connect, read
 FIELD_MANAGER = "jobqueue-autoscaler"  # not the reconcile's: it owns spec.replicas alone
-MERGE_PATCH = "application/merge-patch+json"  # the client would pick json-patch for a dict
-APPLY_PATCH = "application/apply-patch+yaml"
-STATUS_CONFLICT_RETRIES = 5
 
 
 def describe_error(error: BaseException, *secrets: str) -> str:
@@ -126,16 +125,13 @@ class KubernetesScaleTarget:
 
     def __init__(
         self,
-        api_client: Any,
+        kube: Kube,
         namespace: str,
         deployment: str,
         *,
         cache: ReplicaCache | None = None,
     ) -> None:
-        from kubernetes import client
-
-        self._apps = client.AppsV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
+        self._kube = kube
         self.namespace = namespace
         self.deployment = deployment
         self._cache = cache
@@ -145,30 +141,22 @@ class KubernetesScaleTarget:
             known = self._cache.get(self.namespace, self.deployment)
             if known is not None:
                 return known
-        try:
-            scale = await asyncio.to_thread(
-                self._apps.read_namespaced_deployment_scale,
-                self.deployment,
-                self.namespace,
-                _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-            )
-        except Exception as exc:
-            if _is_status(exc, 404):
-                return None
-            raise
-        spec = getattr(scale, "spec", None)
-        return int(getattr(spec, "replicas", 0) or 0)
+        scale = await self._kube.get("Deployment", self.namespace, self.deployment, "scale")
+        if scale is None:
+            return None
+        return int((scale.get("spec") or {}).get("replicas") or 0)
 
     async def scale(self, replicas: int) -> None:
-        await asyncio.to_thread(
-            self._apps.patch_namespaced_deployment_scale,
-            self.deployment,
+        done = await self._kube.patch(
+            "Deployment",
             self.namespace,
+            self.deployment,
             {"spec": {"replicas": replicas}},
-            field_manager=FIELD_MANAGER,
-            _content_type=MERGE_PATCH,
-            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
+            manager=FIELD_MANAGER,
+            sub="scale",
         )
+        if done is None:
+            raise KubeError(404, "NotFound", f"deployment {self.deployment} is gone")
 
     async def adopt(self, replicas: int, *, resource_version: str | None = None) -> None:
         """Apply spec.replicas as the autoscaler's field manager (the reconcile's hand-over,
@@ -180,46 +168,30 @@ class KubernetesScaleTarget:
         metadata = {"name": self.deployment, "namespace": self.namespace}
         if resource_version is not None:
             metadata["resourceVersion"] = resource_version
-        body = {
+        body: JSON = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": metadata,
             "spec": {"replicas": replicas},
         }
-        await asyncio.to_thread(
-            self._apps.patch_namespaced_deployment,
-            self.deployment,
-            self.namespace,
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type=APPLY_PATCH,
-            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-        )
+        await self._kube.apply(body, manager=FIELD_MANAGER)
 
     async def prefer_idle(self, workers: Sequence[WorkerHeartbeat]) -> None:
-        deployment = await asyncio.to_thread(
-            self._apps.read_namespaced_deployment,
-            self.deployment,
-            self.namespace,
-            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-        )
-        labels = deployment.spec.selector.match_labels or {}
+        deployment = await self._kube.get("Deployment", self.namespace, self.deployment)
+        if deployment is None:
+            return
+        labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         if not labels:
             raise ValueError(f"Deployment {self.deployment} has no matchLabels selector")
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        pods = await asyncio.to_thread(
-            self._core.list_namespaced_pod,
-            self.namespace,
-            label_selector=selector,
-            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-        )
         current: dict[str, str | None] = {}
-        for pod in pods.items:
-            meta = pod.metadata
-            if meta is None or meta.name is None or meta.deletion_timestamp is not None:
+        for pod in await self._kube.list("Pod", self.namespace, selector):
+            meta = pod.get("metadata") or {}
+            if not meta.get("name") or meta.get("deletionTimestamp"):
                 continue
-            current[meta.name] = (meta.annotations or {}).get(POD_DELETION_COST_ANNOTATION)
+            current[meta["name"]] = (meta.get("annotations") or {}).get(
+                POD_DELETION_COST_ANNOTATION
+            )
         changes = deletion_cost_changes(current, pod_deletion_costs(current, workers))
         # every pod gets its try; the first failure is raised once all are done
         results = await asyncio.gather(
@@ -230,33 +202,33 @@ class KubernetesScaleTarget:
             raise failed[0]
 
     async def _annotate(self, pod: str, cost: int) -> None:
-        try:
-            await asyncio.to_thread(
-                self._core.patch_namespaced_pod,
-                pod,
-                self.namespace,
-                {"metadata": {"annotations": {POD_DELETION_COST_ANNOTATION: str(cost)}}},
-                field_manager=FIELD_MANAGER,
-                _content_type=MERGE_PATCH,
-                _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-            )
-        except Exception as exc:
-            if not _is_status(exc, 404):  # a pod that went away needs no cost
-                raise
+        # a pod that went away (None: 404) needs no cost
+        await self._kube.patch(
+            "Pod",
+            self.namespace,
+            pod,
+            {"metadata": {"annotations": {POD_DELETION_COST_ANNOTATION: str(cost)}}},
+            manager=FIELD_MANAGER,
+        )
+
+
+LiveBody = Callable[[], Mapping[str, Any] | None]
 
 
 class KubernetesReporter:
     """Writes the scaler's status fields on the JobQueue and posts core/v1 Events.
 
-    Status goes through the status subresource as a JSON merge patch carrying the object's
-    resourceVersion (optimistic concurrency): conditions are a list, which a merge patch
-    replaces whole, so the scaler re-reads, merges its two condition types into the others
-    (:func:`merge_conditions`) and retries on a 409 instead of overwriting the reconcile's.
+    Status is a server-side apply of the status subresource as the autoscaler's own field
+    manager: its two condition types (conditions are a list map keyed by ``type``, so the
+    reconcile's stay untouched) and its fields. No read, no resourceVersion, no conflict to
+    retry. ``live``: the JobQueue as a watch last delivered it (kopf's live view), where the
+    conditions' transition times and a restarted autoscaler's "already written" come from;
+    without it the object is read once, at the first report.
     """
 
     def __init__(
         self,
-        api_client: Any,
+        kube: Kube,
         namespace: str,
         name: str,
         *,
@@ -265,101 +237,102 @@ class KubernetesReporter:
         version: str = c.VERSION,
         plural: str = c.PLURAL,
         kind: str = c.KIND,
+        live: LiveBody | None = None,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        from kubernetes import client
-
-        self._custom = client.CustomObjectsApi(api_client)
-        self._core = client.CoreV1Api(api_client)
+        self._kube = kube
         self.namespace, self.name, self.uid = namespace, name, uid
-        self._group, self._version, self._plural, self._kind = group, version, plural, kind
+        self._api_version, self._kind = f"{group}/{version}", kind
+        self._where = Kind(self._api_version, plural)
+        self._live = live
         self._wall = wall
+        # what this reporter applied last: its fields (an unreadable queue keeps the last
+        # numbers) and conditions (their transition times), None before the first report
+        self._fields: dict[str, Any] | None = None
+        self._conditions: list[dict[str, Any]] = []
+
+    async def _observed(self) -> Mapping[str, Any]:
+        body = self._live() if self._live is not None else None
+        if body is None:
+            body = await self._kube.get(self._where, self.namespace, self.name) or {}
+        self.uid = self.uid or (body.get("metadata") or {}).get("uid")
+        return body
 
     async def report(self, status: ScalerStatus) -> None:
-        for attempt in range(STATUS_CONFLICT_RETRIES):
-            raw = await asyncio.to_thread(
-                self._custom.get_namespaced_custom_object_status,
-                self._group,
-                self._version,
-                self.namespace,
-                self._plural,
-                self.name,
-                _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-            )
-            obj: dict[str, Any] = raw if isinstance(raw, dict) else {}
-            meta = obj.get("metadata", {})
-            self.uid = self.uid or meta.get("uid")
-            current = obj.get("status") or {}
-            existing = current.get("conditions") or []
-            fields = status.fields()
+        fields = status.fields()
+        if self._fields is None:  # the first report: the last numbers are the object's
+            current = (await self._observed()).get("status") or {}
+            existing = list(current.get("conditions") or [])
             conditions = merge_conditions(existing, status.conditions, rfc3339(self._wall()))
             if conditions == existing and all(current.get(k) == v for k, v in fields.items()):
-                return  # already there (a restarted autoscaler's first report): no write
-            body = {
-                "metadata": {"resourceVersion": meta.get("resourceVersion")},
-                "status": {**fields, "conditions": conditions},
-            }
-            try:
-                await self._merge_status(body)
+                self._fields = fields  # already there (a restarted autoscaler): no write
+                self._conditions = _owned(conditions, status)
                 return
-            except Exception as exc:
-                if not _is_status(exc, 409) or attempt == STATUS_CONFLICT_RETRIES - 1:
-                    raise
+            kept = {k: current[k] for k in STATUS_FIELDS if k in current}
+            fields = {**kept, **fields}
+        else:
+            fields = {**self._fields, **fields}
+            conditions = merge_conditions(
+                self._conditions, status.conditions, rfc3339(self._wall())
+            )
+        owned = _owned(conditions, status)
+        body: JSON = {
+            "apiVersion": self._api_version,
+            "kind": self._kind,
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "status": {**fields, "conditions": owned},
+        }
+        await self._kube.apply(body, manager=FIELD_MANAGER, kind=self._where, sub="status")
+        self._fields, self._conditions = fields, owned
 
     async def patch_status(self, fields: Mapping[str, Any]) -> None:
         """A JSON merge patch of some status fields (no resourceVersion: for map entries only
         this writer sets)."""
-        await self._merge_status({"status": dict(fields)})
-
-    async def _merge_status(self, body: dict[str, Any]) -> None:
-        """One JSON merge patch of the status subresource."""
-        await asyncio.to_thread(
-            self._custom.patch_namespaced_custom_object_status,
-            self._group,
-            self._version,
+        await self._kube.patch(
+            self._where,
             self.namespace,
-            self._plural,
             self.name,
-            body,
-            field_manager=FIELD_MANAGER,
-            _content_type=MERGE_PATCH,
-            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
+            {"status": dict(fields)},
+            manager=FIELD_MANAGER,
+            sub="status",
         )
 
     async def event(self, type_: EventType, reason: str, message: str) -> None:
-        from kubernetes import client
-
         now = rfc3339(self._wall())
         involved: dict[str, Any] = {
-            "apiVersion": f"{self._group}/{self._version}",
+            "apiVersion": self._api_version,
             "kind": self._kind,
             "name": self.name,
             "namespace": self.namespace,
         }
         if self.uid:
             involved["uid"] = self.uid
-        body = client.CoreV1Event.from_dict(
-            {
-                "metadata": {"generateName": f"{self.name}.", "namespace": self.namespace},
-                "involvedObject": involved,
-                "type": type_,
-                "reason": reason,
-                "message": message[: c.EVENT_MESSAGE_LIMIT],
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "count": 1,
-                "source": {"component": c.EVENT_COMPONENT},
-                "reportingComponent": c.EVENT_COMPONENT,
-                "reportingInstance": socket.gethostname(),
-            }
-        )
-        assert body is not None
-        await asyncio.to_thread(
-            self._core.create_namespaced_event,
-            self.namespace,
-            body,
-            _request_timeout=KUBERNETES_REQUEST_TIMEOUT,
-        )
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{self.name}.", "namespace": self.namespace},
+            "involvedObject": involved,
+            "type": type_,
+            "reason": reason,
+            "message": message[: c.EVENT_MESSAGE_LIMIT],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": c.EVENT_COMPONENT},
+            "reportingComponent": c.EVENT_COMPONENT,
+            "reportingInstance": socket.gethostname(),
+        }
+        await self._kube.create("Event", self.namespace, body)
+
+
+#: The status fields the autoscaler writes besides its conditions (ScalerStatus.fields()).
+STATUS_FIELDS = ("queue", "desiredWorkers", "lastScaleTime")
+
+
+def _owned(conditions: list[dict[str, Any]], status: ScalerStatus) -> list[dict[str, Any]]:
+    """The entries of ``conditions`` of the types the scaler reports."""
+    types = {x.type for x in status.conditions}
+    return [x for x in conditions if x.get("type") in types]
 
 
 class PoolReporter:

@@ -12,16 +12,18 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from jobqueue_operator import constants as c
 from jobqueue_operator.adapters import (
     KubernetesReporter,
     KubernetesScaleTarget,
+    LiveBody,
     PoolReporter,
     ReplicaCache,
 )
 from jobqueue_operator.builders import child_name, pool_component
+from jobqueue_operator.kube import Kube
 from jobqueue_operator.ports import Reporter, ScalerConfig, StopFlag
 from jobqueue_operator.redishub import RedisHub
 from jobqueue_operator.scaler import Scaler
@@ -87,13 +89,14 @@ async def supervise(
     url: Callable[[], str | None],
     url_change: Callable[[str | None], Awaitable[None]],
     stopped: Stopped,
-    api_client: Any,
+    kube: Kube,
     replicas_cache: ReplicaCache | None,
     hub: RedisHub,
+    live: LiveBody | None = None,
 ) -> None:
     """Run the loops of every autoscaled pool of ``namespace/name`` until ``stopped``;
     ``current``: the live spec; ``url``/``url_change``: the Redis URL the reconcile resolved,
-    and a wait until it differs from a given one."""
+    and a wait until it differs from a given one; ``live``: the JobQueue as last watched."""
 
     async def pools_change(seen: Pools) -> None:
         # kopf's live spec has no change event to wait on: look at it every second
@@ -129,7 +132,8 @@ async def supervise(
                     deployment=child_name(
                         name, c.COMPONENT_WORKER if default else pool_component(pool)
                     ),
-                    api_client=api_client,
+                    kube=kube,
+                    live=live,
                     uid=uid,
                     stopped=stop,
                     pool=None if default else pool,
@@ -153,7 +157,8 @@ async def run_scaler(
     redis_url: str,
     config: ScalerConfig | Callable[[], ScalerConfig],
     deployment: str | None = None,
-    api_client: Any = None,
+    kube: Kube,
+    live: LiveBody | None = None,
     reporter: Reporter | None = None,
     uid: str | None = None,
     stopped: StopFlag | None = None,
@@ -166,30 +171,28 @@ async def run_scaler(
     """Run the autoscaler of JobQueue ``namespace/name`` until ``stopped`` or cancelled.
 
     ``config`` may be a callable (e.g. reading kopf's live ``spec``) so edits of the
-    autoscaling block apply from the next evaluation. ``api_client`` is a configured
-    ``kubernetes.client.ApiClient`` (default: one on the default configuration). The worker
-    Deployment defaults to ``<name>-worker``. ``pool``: the name of a pool of ``spec.workers``
-    (its status goes to ``status.poolScaling.<pool>``, see :class:`PoolReporter`).
+    autoscaling block apply from the next evaluation. ``kube``: the operator's Kubernetes
+    layer (the autoscalers' facade); ``live``: the JobQueue as last watched (the reporter's
+    view of its status, no read). The worker Deployment defaults to ``<name>-worker``.
+    ``pool``: the name of a pool of ``spec.workers`` (its status goes to
+    ``status.poolScaling.<pool>``, see :class:`PoolReporter`).
     ``replicas_cache``: where a watch keeps the Deployments' replica counts (polls read it).
     ``queue``: the pool's queue format (default: ``queue_name`` in our protocol); a foreign
     format is read where that library keeps it (``allow_config``: ``spec.redis.allowConfig``).
     ``hub``: the shared clients and subscriptions per Redis endpoint (our protocol's queues).
     """
-    from kubernetes import client
-
-    api = api_client if api_client is not None else client.ApiClient()
     get_config = config if callable(config) else (lambda: config)
     scaler = Scaler(
         metrics=open_source(
             redis_url, queue or QueueSpec(), queue_name, allow_config=allow_config, hub=hub
         ),
         target=KubernetesScaleTarget(
-            api,
+            kube,
             namespace,
             deployment or child_name(name, c.COMPONENT_WORKER),
             cache=replicas_cache,
         ),
-        reporter=reporter or _reporter(api, namespace, name, uid, pool),
+        reporter=reporter or _reporter(kube, namespace, name, uid, pool, live),
         config=get_config,
         secrets=(redis_url,),  # the URL and its secret parts
         name=f"{namespace}/{name}" + (f"/{pool}" if pool else ""),
@@ -198,8 +201,10 @@ async def run_scaler(
     await run_until_stopped(scaler.run(), stopped)
 
 
-def _reporter(api: Any, namespace: str, name: str, uid: str | None, pool: str | None) -> Reporter:
-    reporter = KubernetesReporter(api, namespace, name, uid=uid)
+def _reporter(
+    kube: Kube, namespace: str, name: str, uid: str | None, pool: str | None, live: LiveBody | None
+) -> Reporter:
+    reporter = KubernetesReporter(kube, namespace, name, uid=uid, live=live)
     return reporter if pool is None else PoolReporter(reporter, pool)
 
 

@@ -123,6 +123,10 @@ REDIS_CHECK_TTL: Final = 10.0  # reuse a Redis check this long across reconciles
 REDIS_CHECK_RETRY_DELAY: Final = 1.0  # a failed check is tried once more after this
 REDIS_RECHECK_DELAY: Final = 15.0  # after a failed check, the JobQueue is reconciled again
 REDIS_CHECKS_AT_ONCE: Final = 32  # the reconciles' Redis checks in flight together
+#: For this long after a status write the reconcile trusts what the write returned over the
+#: watch's copy, which may not show it yet (a JobQueue is reconciled several times as it is
+#: created, a read each time otherwise).
+STATUS_ECHO_SECONDS: Final = 10.0
 KUBE_CONNECT_TIMEOUT: Final = 5.0
 KUBE_READ_TIMEOUT: Final = 30.0
 RETRY_DELAY: Final = 10.0  # a failed reconcile from create/update/resume is retried this soon

@@ -31,7 +31,7 @@ import kopf
 
 from jobqueue_operator import caches, exiting, metrics, redisops, schedules
 from jobqueue_operator import constants as c
-from jobqueue_operator.adapters import ReplicaCache, replica_count
+from jobqueue_operator.adapters import KUBERNETES_REQUEST_TIMEOUT, ReplicaCache, replica_count
 from jobqueue_operator.autoscaler import scaled_pools, supervise
 from jobqueue_operator.builders import Images
 from jobqueue_operator.kube import Kube, load_api_client
@@ -163,6 +163,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         redis_check=functools.partial(redisops.check, hub=hub),
     )
     memo["replicas"] = ReplicaCache()
+    memo["scaler_kube"] = kube.sibling(KUBERNETES_REQUEST_TIMEOUT)
     memo["exit"] = exiting.ExitLatch()
     if ours.metrics_port:
         metrics.serve(ours.metrics_port)
@@ -374,6 +375,7 @@ async def autoscaler(
     namespace: str | None,
     name: str | None,
     uid: str | None,
+    body: kopf.Body,
     spec: Mapping[str, Any],
     meta: Mapping[str, Any],
     stopped: kopf.DaemonStopped,
@@ -411,9 +413,10 @@ async def autoscaler(
             url=functools.partial(reconciler.urls.get, key),
             url_change=functools.partial(reconciler.urls.wait_change, key),
             stopped=stopped,
-            api_client=reconciler.kube.api_client,
+            kube=memo["scaler_kube"],
             replicas_cache=_replica_cache(memo, kwargs),
             hub=_hub(memo),
+            live=lambda: body,  # kopf's live view of the JobQueue
         )
     finally:
         latch.note(stopped)

@@ -2,8 +2,10 @@
 
 The ``kubernetes`` package supplies configuration (kubeconfig or in-cluster), TLS and auth; the
 calls themselves are generic (path + verb + body), which is all server-side apply, list by
-label, delete with a uid precondition and status merge patches need. Every call runs in a
-bounded thread pool (:class:`Kube`'s async methods), so kopf's event loop never blocks.
+label, delete with a uid precondition, merge patches and the scale subresource need: the
+reconcile, the autoscalers and the schedules all call through here (no generated API class,
+whose argument validation and model objects cost more CPU than the request). Every call runs
+in a thread pool (:class:`Kube`'s async methods), so kopf's event loop never blocks.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ KINDS: Final[Mapping[str, Kind]] = {
     "Secret": Kind("v1", "secrets"),
     "PersistentVolumeClaim": Kind("v1", "persistentvolumeclaims"),
     "Event": Kind("v1", "events"),
+    "Pod": Kind("v1", "pods"),
     "Ingress": Kind("networking.k8s.io/v1", "ingresses"),
     "HTTPRoute": Kind("gateway.networking.k8s.io/v1", "httproutes"),
     "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
@@ -90,16 +93,42 @@ def load_api_client(threads: int) -> Any:
     return api_client
 
 
-class Kube:
-    """Async facade: each method runs one synchronous request in the thread pool."""
+KindRef = str | Kind  # a kind of KINDS by name, or where any other kind lives
 
-    def __init__(self, api_client: Any, threads: int = 8) -> None:
+
+def _kind(kind: KindRef) -> Kind:
+    return kind if isinstance(kind, Kind) else KINDS[kind]
+
+
+class Kube:
+    """Async facade: each method runs one synchronous request in a thread pool.
+
+    ``threads``: the size of this facade's own pool, or None for the event loop's default
+    executor (the autoscalers' facade: its writes never queue behind a burst of reconciles).
+    ``timeout``: (connect, read) seconds of every request."""
+
+    def __init__(
+        self,
+        api_client: Any,
+        threads: int | None = 8,
+        *,
+        timeout: tuple[float, float] = (c.KUBE_CONNECT_TIMEOUT, c.KUBE_READ_TIMEOUT),
+    ) -> None:
         self.api_client = api_client
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
-        self._timeout = (c.KUBE_CONNECT_TIMEOUT, c.KUBE_READ_TIMEOUT)
+        self._pool = (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
+            if threads is not None
+            else None
+        )
+        self._timeout = timeout
+
+    def sibling(self, timeout: tuple[float, float]) -> Kube:
+        """A facade on the same client and connections, on the default executor."""
+        return Kube(self.api_client, None, timeout=timeout)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self.api_client.close()
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -174,8 +203,12 @@ class Kube:
             if exc.status != 409:
                 raise
 
-    async def get(self, kind: str, namespace: str, name: str) -> JSON | None:
-        return await self._run(partial(self._request, "GET", KINDS[kind].path(namespace, name)))
+    async def get(
+        self, kind: KindRef, namespace: str, name: str, sub: str | None = None
+    ) -> JSON | None:
+        """One object (or its ``sub``resource, e.g. ``scale``); None if it does not exist."""
+        path = _kind(kind).path(namespace, name, sub)
+        return await self._run(partial(self._request, "GET", path))
 
     async def list(self, kind: str, namespace: str, selector: str) -> list[JSON]:
         """Objects of ``kind`` in ``namespace`` matching a label selector."""
@@ -189,13 +222,21 @@ class Kube:
             item.setdefault("apiVersion", KINDS[kind].api_version)
         return list(items)
 
-    async def apply(self, manifest: Manifest) -> JSON:
-        """Server-side apply, field manager ``jobqueue-operator``, conflicts forced: creates or
-        updates in one request, never a create-then-409."""
-        kind = KINDS[manifest["kind"]]
+    async def apply(
+        self,
+        manifest: Manifest | JSON,
+        *,
+        manager: str = c.FIELD_MANAGER,
+        kind: Kind | None = None,
+        sub: str | None = None,
+    ) -> JSON:
+        """Server-side apply as ``manager``, conflicts forced: creates or updates in one
+        request, never a create-then-409. ``sub``: a subresource (``status``); ``kind``: where
+        a kind not in KINDS lives. A ``metadata.resourceVersion`` in the manifest makes the
+        apply conditional (409 if the object changed since)."""
         meta = manifest["metadata"]
-        path = kind.path(meta["namespace"], meta["name"])
-        query = [("fieldManager", c.FIELD_MANAGER), ("force", "true")]
+        path = (kind or KINDS[manifest["kind"]]).path(meta["namespace"], meta["name"], sub)
+        query = [("fieldManager", manager), ("force", "true")]
         result = await self._run(
             partial(
                 self._request,
@@ -228,6 +269,34 @@ class Kube:
             raise
         return result is not None
 
+    async def patch(
+        self,
+        kind: KindRef,
+        namespace: str,
+        name: str,
+        body: JSON,
+        *,
+        manager: str = c.FIELD_MANAGER,
+        sub: str | None = None,
+    ) -> JSON | None:
+        """A JSON merge patch as ``manager`` (of the object or its ``sub``resource); None if
+        the object does not exist."""
+        return await self._run(
+            partial(
+                self._request,
+                "PATCH",
+                _kind(kind).path(namespace, name, sub),
+                query=[("fieldManager", manager)],
+                body=body,
+                content_type=MERGE_PATCH,
+            )
+        )
+
+    async def create(self, kind: str, namespace: str, body: JSON) -> JSON | None:
+        """POST a new object (e.g. an Event) into ``namespace``."""
+        path = KINDS[kind].path(namespace)
+        return await self._run(partial(self._request, "POST", path, body=body))
+
     async def patch_status(
         self, namespace: str, name: str, status: JSON, resource_version: str | None
     ) -> JSON | None:
@@ -235,12 +304,4 @@ class Kube:
         body: JSON = {"status": status}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
-        return await self._run(
-            partial(
-                self._request,
-                "PATCH",
-                KINDS[c.KIND].path(namespace, name, "status"),
-                body=body,
-                content_type=MERGE_PATCH,
-            )
-        )
+        return await self.patch(c.KIND, namespace, name, body, sub="status")

@@ -109,6 +109,8 @@ class Reconciler:
         self._redis_cache: dict[Key, tuple[str, float, RedisCheck]] = {}
         # per JobQueue, the inputs of the last reconcile that found every child as desired
         self._settled: dict[Key, str] = {}
+        # per JobQueue, its uid, when the reconcile last wrote its status and what came back
+        self._wrote: dict[Key, tuple[str, float, Mapping[str, Any]]] = {}
         # Checks at once (a restart reconciles every JobQueue together), and the re-checks
         # scheduled after a failed one.
         self._redis_checks = asyncio.Semaphore(c.REDIS_CHECKS_AT_ONCE)
@@ -170,9 +172,7 @@ class Reconciler:
             if live is None or not adapters.replicas_handover_needed(manifest, live):
                 return
             meta = live["metadata"]
-            target = adapters.KubernetesScaleTarget(
-                self.kube.api_client, meta["namespace"], meta["name"]
-            )
+            target = adapters.KubernetesScaleTarget(self.kube, meta["namespace"], meta["name"])
             try:
                 await target.adopt(
                     int(live["spec"]["replicas"]), resource_version=meta["resourceVersion"]
@@ -376,8 +376,13 @@ class Reconciler:
             children=live,
             gateway_api=gateway_api,
         )
-        if status_patch(body.get("status"), desired, now_rfc3339()) is None:
-            return  # kopf's copy already agrees: no read, no write
+        seen = body.get("status")
+        echo = self._wrote.pop(ref.key, None)
+        if echo and echo[0] == ref.uid and self.clock() - echo[1] < c.STATUS_ECHO_SECONDS:
+            seen = echo[2]  # our last write, which the watch's copy may not show yet
+            self._wrote[ref.key] = echo
+        if status_patch(seen, desired, now_rfc3339()) is None:
+            return  # already as desired: no read, no write
         for _ in range(STATUS_CONFLICT_RETRIES):
             fresh = await self.kube.get(c.KIND, ref.namespace, ref.name)
             if fresh is None or (fresh.get("metadata") or {}).get("uid") != ref.uid:
@@ -388,11 +393,13 @@ class Reconciler:
                 return
             version = (fresh.get("metadata") or {}).get("resourceVersion")
             try:
-                await self.kube.patch_status(ref.namespace, ref.name, patch, version)
+                written = await self.kube.patch_status(ref.namespace, ref.name, patch, version)
             except KubeError as exc:
                 if exc.status == 409:
                     continue
                 raise
+            if written is not None:
+                self._wrote[ref.key] = (ref.uid, self.clock(), written.get("status") or {})
             for cond in transitions(current, desired):
                 self._condition_event(ref, cond, current)
             return
@@ -446,6 +453,7 @@ class Reconciler:
         self.urls.forget(ref.key)
         self._redis_cache.pop(ref.key, None)
         self._settled.pop(ref.key, None)
+        self._wrote.pop(ref.key, None)
         self._locks.forget(ref.key)
         metrics.forget(ref.namespace, ref.name)
         kept = (purged or "Redis keys kept (deletionPolicy: Retain)") + released

@@ -99,7 +99,6 @@ class _Memory:
     active_at: float  # the queue was last non-empty then (or the loop started)
     history: tuple[Recommendation, ...] = ()
     current: int | None = None  # replicas read at the last poll (or written by us)
-    verified_at: float = float("-inf")  # replicas last read from the API (not a cache) then
     last_scale_time: str | None = None
     last_desired: int | None = None
     last_queue: QueueSnapshot | None = None
@@ -213,9 +212,9 @@ class Scaler:
         """One evaluation: read, decide, write. Returns True when it should be retried soon.
 
         ``fresh``: re-read the replica count even if nothing will change (polls: from the
-        target's cache, from the API the first time); event-driven
-        evaluations use the last count. Every write is decided on a count just read from the
-        API, so neither a stale cache nor an old count ever scales from a wrong number.
+        target's cache, which a watch keeps); event-driven evaluations use the last count.
+        Every write is decided on a count just read from the API, so neither a stale cache nor
+        an old count ever scales from a wrong number.
         """
         now = self.clock()
         cfg = self.config()
@@ -231,11 +230,8 @@ class Scaler:
         # 2. The Deployment.
         verified = False  # mem.current was read from the API in this evaluation
         try:
-            if fresh or mem.current is None:
-                verified = mem.verified_at == float("-inf")  # never read from the API yet
-                mem.current = await self.target.replicas(cached=not verified)
-                if verified:
-                    mem.verified_at = now
+            if fresh or mem.current is None:  # the watch's count (the API if it has none)
+                mem.current = await self.target.replicas(cached=True)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -260,7 +256,6 @@ class Scaler:
                 raise
             except Exception as exc:
                 return await self._kubernetes_failed("read the worker Deployment's scale", exc)
-            mem.verified_at = now
             if mem.current is None:
                 return False
             decision = self._decide(cfg, mem, snapshot, now)

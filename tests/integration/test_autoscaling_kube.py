@@ -24,7 +24,6 @@ from jobqueue_operator.ports import Condition, QueueSnapshot, ScalerConfig, Scal
 from jobqueue_operator.reconcile import Reconciler
 from jobqueue_operator.scaler import Scaler
 from jobqueue_operator.sources import RedisMetricsSource
-from kubernetes import client
 
 from jobqueue import Queue
 from tests.cluster.controlplane import Kube
@@ -37,9 +36,10 @@ def ns(kube: Kube) -> Iterator[str]:
 
 
 @pytest.fixture
-def api(kube: Kube) -> Iterator[client.ApiClient]:
-    with api_client(kube) as api:
-        yield api
+def api(kube: Kube) -> Iterator[OperatorKube]:
+    """The operator's Kubernetes layer as the autoscalers get it (the default executor)."""
+    with api_client(kube) as client_:
+        yield OperatorKube(client_, None)
 
 
 def deployment(ns: str, name: str, replicas: int) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def pods(kube: Kube, ns: str, app: str) -> list[dict[str, Any]]:
 
 
 async def test_scale_target_reads_and_patches_the_scale_subresource(
-    kube: Kube, ns: str, api: client.ApiClient
+    kube: Kube, ns: str, api: OperatorKube
 ) -> None:
     target = KubernetesScaleTarget(api, ns, "q-worker")
     assert await target.replicas() is None  # no Deployment yet
@@ -86,7 +86,7 @@ def apply_as(kube: Kube, manager: str, manifest: dict[str, Any]) -> None:
 
 
 async def test_switching_autoscaling_on_keeps_the_replicas_after_a_handover(
-    kube: Kube, ns: str, api: client.ApiClient
+    kube: Kube, ns: str, api: OperatorKube
 ) -> None:
     """Server-side apply resets a field its only owner stops sending: the handover prevents it."""
     for name, hand_over in (("handed-over", True), ("control", False)):
@@ -106,7 +106,7 @@ async def test_switching_autoscaling_on_keeps_the_replicas_after_a_handover(
 
 
 async def test_a_hand_over_from_a_stale_view_keeps_a_scale_made_since(
-    kube: Kube, ns: str, api: client.ApiClient
+    kube: Kube, ns: str, api: OperatorKube
 ) -> None:
     """The reconcile sees the worker Deployment through a watch, which can be behind: the
     autoscaler, started by the same change that switched autoscaling on, may have scaled
@@ -116,12 +116,8 @@ async def test_a_hand_over_from_a_stale_view_keeps_a_scale_made_since(
     await KubernetesScaleTarget(api, ns, "w").scale(4)  # the autoscaler, first
     autoscaled = deployment(ns, "w", 0)
     del autoscaled["spec"]["replicas"]
-    operator_kube = OperatorKube(api)
-    try:
-        reconciler = Reconciler(operator_kube, Images("a", "w", "r"), lambda *_: None)
-        await reconciler._hand_over_replicas(autoscaled, stale)
-    finally:
-        operator_kube._pool.shutdown()
+    reconciler = Reconciler(api, Images("a", "w", "r"), lambda *_: None)
+    await reconciler._hand_over_replicas(autoscaled, stale)
     apply_as(kube, "jobqueue-operator", autoscaled)
     assert kube.kubectl_json("get", "deployment", "w", "-n", ns)["spec"]["replicas"] == 4
 
@@ -145,7 +141,7 @@ class Reports:
 
 
 async def test_scale_down_removes_the_idle_pod_and_keeps_the_busy_ones(
-    kube: Kube, ns: str, api: client.ApiClient, queue: Queue, redis_url: str, queue_name: str
+    kube: Kube, ns: str, api: OperatorKube, queue: Queue, redis_url: str, queue_name: str
 ) -> None:
     apply(kube, deployment(ns, "q-worker", 3))
     names = wait_for("3 pods", lambda: [p["metadata"]["name"] for p in pods(kube, ns, "q-worker")]
@@ -193,7 +189,7 @@ NO_POD_PATCH_USER = "scaler-without-pod-patch"
 
 
 @pytest.fixture
-def api_without_pod_patch(kube: Kube, ns: str) -> Iterator[client.ApiClient]:
+def api_without_pod_patch(kube: Kube, ns: str) -> Iterator[OperatorKube]:
     """A client (admin impersonating a user) that may scale the Deployment and list pods, but
     not patch pods: every pod-deletion-cost write is refused with a 403."""
     rules = [
@@ -218,15 +214,15 @@ def api_without_pod_patch(kube: Kube, ns: str) -> Iterator[client.ApiClient]:
 
     wait_for("the Role to take effect", lambda: can("list", "pods"))
     assert not can("patch", "pods")
-    with api_client(kube) as api:
-        api.set_default_header("Impersonate-User", NO_POD_PATCH_USER)
-        yield api
+    with api_client(kube) as client_:
+        client_.set_default_header("Impersonate-User", NO_POD_PATCH_USER)
+        yield OperatorKube(client_, None)
 
 
 async def test_a_refused_pod_deletion_cost_patch_does_not_block_the_scale_down(
     kube: Kube,
     ns: str,
-    api_without_pod_patch: client.ApiClient,
+    api_without_pod_patch: OperatorKube,
     queue: Queue,
     redis_url: str,
     queue_name: str,
@@ -287,6 +283,21 @@ TEST_CRD: dict[str, Any] = {
                             "status": {
                                 "type": "object",
                                 "x-kubernetes-preserve-unknown-fields": True,
+                                # as the JobQueue's: a list map, so server-side apply merges
+                                # each writer's condition types by their key
+                                "properties": {
+                                    "conditions": {
+                                        "type": "array",
+                                        "x-kubernetes-list-type": "map",
+                                        "x-kubernetes-list-map-keys": ["type"],
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["type"],
+                                            "x-kubernetes-preserve-unknown-fields": True,
+                                            "properties": {"type": {"type": "string"}},
+                                        },
+                                    }
+                                },
                             },
                         },
                     }
@@ -307,7 +318,7 @@ def test_crd(kube: Kube) -> Iterator[None]:
 
 
 async def test_reporter_merges_its_conditions_and_posts_events(
-    kube: Kube, ns: str, api: client.ApiClient, test_crd: None
+    kube: Kube, ns: str, api: OperatorKube, test_crd: None
 ) -> None:
     apply(kube, {"apiVersion": "scalertest.jobqueue.io/v1", "kind": "ScaledThing",
                  "metadata": {"name": "t1", "namespace": ns}, "spec": {}})  # fmt: skip

@@ -56,5 +56,5 @@ async def test_daemons_started_once_the_operator_exits_return_at_once() -> None:
     exiting.latch(memo).note(stopped(R.OPERATOR_EXITING))
     kwargs = {"namespace": "ns", "name": "q", "spec": spec, "meta": {"generation": 1}}
     live = stopped(None)
-    await handlers.autoscaler(uid="u", stopped=live, memo=memo, **kwargs)
+    await handlers.autoscaler(uid="u", body={}, stopped=live, memo=memo, **kwargs)
     await handlers.scheduler(status={}, stopped=live, memo=memo, **kwargs)
