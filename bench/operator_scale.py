@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,7 @@ SOURCE_SECRET = "redis-url"
 DEFAULT_LEVELS = {"LOG_LEVEL": "INFO", "EVENT_LEVEL": "INFO"}
 QUIET_S = 15.0  # the idle window starts once the operator made no write for this long
 QUIET_MAX_S = 180.0
+JOBQUEUES = ("jobqueue.io", "v1alpha1", NAMESPACE, "jobqueues")  # group, version, ns, plural
 CREATE_THREADS = 32  # concurrent create requests, each on its own connection
 
 
@@ -118,7 +120,7 @@ def create_all(kubeconfig: Path, n: int) -> None:
 
         def create(i: int) -> None:
             api.create_namespaced_custom_object(
-                "jobqueue.io", "v1alpha1", NAMESPACE, "jobqueues", jobqueue(i),
+                *JOBQUEUES, jobqueue(i),
                 _request_timeout=120,
             )  # fmt: skip
 
@@ -126,14 +128,69 @@ def create_all(kubeconfig: Path, n: int) -> None:
             list(pool.map(create, range(n)))
 
 
+def _is_ready(obj: dict[str, Any]) -> bool:
+    conds = (obj.get("status") or {}).get("conditions") or []
+    return any(x.get("type") == "Ready" and x.get("status") == "True" for x in conds)
+
+
 def _ready_count(c: kube.Cluster) -> tuple[int, int]:
     items = c.kube.kubectl_json("get", "jobqueues", "-n", NAMESPACE, timeout=120)["items"]
-    ready = 0
-    for it in items:
-        conds = (it.get("status") or {}).get("conditions") or []
-        if any(x.get("type") == "Ready" and x.get("status") == "True" for x in conds):
-            ready += 1
-    return ready, len(items)
+    return sum(1 for it in items if _is_ready(it)), len(items)
+
+
+class ReadyWatch:
+    """The names of the Ready JobQueues, kept by one watch stream (admin credentials).
+
+    A watch costs the API server one event per change; a LIST polled every half second
+    re-encodes every JobQueue each time (1,000 of them with their managedFields: megabytes,
+    and a kubectl process decoding them), CPU the operator under test would not get."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        from kubernetes import client, config
+
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+        self._api = client.CustomObjectsApi(client.ApiClient(cfg))
+        self.ready: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ready-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        version = ""
+        while not self._stop.is_set():
+            if not version:  # (re)list: the watch resumes from its resourceVersion
+                listed = self._api.list_namespaced_custom_object(*JOBQUEUES)
+                self.ready = {i["metadata"]["name"] for i in listed["items"] if _is_ready(i)}
+                version = listed["metadata"]["resourceVersion"]
+            stream = watch.Watch().stream(
+                self._api.list_namespaced_custom_object,
+                *JOBQUEUES,
+                resource_version=version,
+                timeout_seconds=60,
+                allow_watch_bookmarks=True,
+            )
+            try:
+                for event in stream:
+                    obj = event["object"]
+                    version = obj["metadata"].get("resourceVersion", version)
+                    if event["type"] == "BOOKMARK":
+                        continue
+                    name = obj["metadata"]["name"]
+                    if event["type"] != "DELETED" and _is_ready(obj):
+                        self.ready.add(name)
+                    else:
+                        self.ready.discard(name)
+                    if self._stop.is_set():
+                        return
+            except Exception as exc:  # 410 Gone and the like: list again
+                log.debug("ready watch: %s; listing again", exc)
+                version = ""
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 def _idle(c: kube.Cluster, op: Any, seconds: float) -> tuple[dict[str, Any], int]:
@@ -150,14 +207,14 @@ def _idle(c: kube.Cluster, op: Any, seconds: float) -> tuple[dict[str, Any], int
     return kube.summarize(kube.audit_events(c.audit_log, start, end), end - start), rss_peak
 
 
-def _wait_ready(c: kube.Cluster, op: Any, n: int, t0: float, row: dict[str, Any]) -> int:
-    """Poll until all n are Ready (row["ready_s"]) or the timeout; returns the RSS peak."""
+def _wait_ready(watcher: ReadyWatch, op: Any, n: int, t0: float, row: dict[str, Any]) -> int:
+    """Wait until all n are Ready (row["ready_s"]) or the timeout; returns the RSS peak."""
     deadline = t0 + OPERATOR_READY_TIMEOUT_S
     rss_peak = 0
     while True:
         op.check()
         rss_peak = max(rss_peak, proc_rss_bytes(op.pid))
-        ready, _total = _ready_count(c)
+        ready = len(watcher.ready)
         if ready >= n:
             row["ready_s"] = time.monotonic() - t0
             return rss_peak
@@ -168,7 +225,7 @@ def _wait_ready(c: kube.Cluster, op: Any, n: int, t0: float, row: dict[str, Any]
                 "operator: only %d/%d Ready after %.0f s", ready, n, OPERATOR_READY_TIMEOUT_S
             )
             return rss_peak
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def _creation_writes(c: kube.Cluster, n: int, since: float, row: dict[str, Any]) -> None:
@@ -244,12 +301,16 @@ def measure(c: kube.Cluster, n: int, idle_s: float, ctx: Ctx) -> dict[str, Any]:
             path = ctx.work / "jobqueues-prelude.yaml"
             path.write_text(prelude(redis_server.url))
             c.kube.kubectl("apply", "--server-side", "-f", str(path))
+            watcher = ReadyWatch(c.kube.kubeconfig)
             t0, wall0 = time.monotonic(), time.time()
             create_all(c.kube.kubeconfig, n)
             row["create_s"] = time.monotonic() - t0
             row["create_threads"] = CREATE_THREADS
             log.info("operator: created %d JobQueues in %.1f s", n, row["create_s"])
-            rss_peak = _wait_ready(c, op, n, t0, row)
+            try:
+                rss_peak = _wait_ready(watcher, op, n, t0, row)
+            finally:
+                watcher.close()
             log.info("operator: %s s to all Ready", row.get("ready_s"))
             row["settled_s"] = _wait_quiet(c, op, time.time())
             log.info(
