@@ -105,4 +105,6 @@ TARGET_SCALE_0_1_POLLED_S: Final = 1.5  # a foreign format polled every 1 s
 TARGET_SCALE_1_20_S: Final = 2.0
 TARGET_OPERATOR_READY_S: Final = 30.0  # 1,000 JobQueues at the defaults (issue 21)
 TARGET_OPERATOR_RSS_MIB: Final = 200.0  # at 1,000 JobQueues (issue 21)
+TARGET_OPERATOR_READY_5000_S: Final = 150.0  # 5,000 JobQueues at the defaults (issue 21)
+TARGET_OPERATOR_RSS_5000_MIB: Final = 600.0  # at 5,000 JobQueues (issue 21)
 TARGET_NODE_FIRST_JOB_S: Final = 3.0  # real node: idle queue -> first job on a new pod

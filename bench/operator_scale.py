@@ -55,6 +55,7 @@ DEFAULT_LEVELS = {"LOG_LEVEL": "INFO", "EVENT_LEVEL": "INFO"}
 QUIET_S = 15.0  # the idle window starts once the operator made no write for this long
 QUIET_MAX_S = 180.0
 JOBQUEUES = ("jobqueue.io", "v1alpha1", NAMESPACE, "jobqueues")  # group, version, ns, plural
+FLOOR_FINALIZER = "bench.jobqueue.io/floor"  # as long as the operator's (no operator removes it)
 CREATE_THREADS = 32  # concurrent create requests, each on its own connection
 
 
@@ -131,6 +132,81 @@ def create_all(kubeconfig: Path, n: int) -> None:
 def _is_ready(obj: dict[str, Any]) -> bool:
     conds = (obj.get("status") or {}).get("conditions") or []
     return any(x.get("type") == "Ready" and x.get("status") == "True" for x in conds)
+
+
+def floor(kubeconfig: Path, n: int, redis_url: str) -> dict[str, Any]:
+    """The control plane's share alone: the n JobQueues created as in the timed run, and for
+    each, as soon as it exists, the writes an operator that already knew everything would
+    make (its five children, built by the operator's own builders; the finalizer; one status
+    write with Ready; one Event), CREATE_THREADS JobQueues in flight, through the operator's
+    own Kubernetes layer. No operator runs, so nothing reads, watches or decides: what is left
+    is what the API server, etcd and the controller-manager spend on these objects, the floor
+    under any operator's Ready time on this machine."""
+    import asyncio
+
+    from jobqueue_operator import builders
+    from jobqueue_operator.kube import Kube
+    from jobqueue_operator.kubetypes import JobQueueRef
+    from jobqueue_operator.settings import get_settings
+    from jobqueue_operator.spec import parse_spec
+    from kubernetes import client, config
+
+    ours = get_settings()
+    images = builders.Images(
+        ours.default_api_image, ours.default_worker_image, ours.default_redis_image
+    )
+    material = builders.SecretMaterial(redis_url=redis_url)
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+    cfg.connection_pool_maxsize = CREATE_THREADS
+    api = client.CustomObjectsApi(client.ApiClient(cfg))
+
+    async def one(kube: Kube, i: int, gate: asyncio.Semaphore) -> int:
+        async with gate:
+            body = await asyncio.to_thread(
+                api.create_namespaced_custom_object, *JOBQUEUES, jobqueue(i)
+            )
+            ref = JobQueueRef.from_body(body)
+            spec = parse_spec(body["spec"])
+            start = builders.initial_replicas(ref, spec)
+            writes = 0
+            for manifest in builders.desired_children(ref, spec, material, images):
+                name = manifest["metadata"]["name"]
+                if manifest["kind"] == "Deployment" and name in start:
+                    manifest["spec"]["replicas"] = start[name]  # type: ignore[typeddict-unknown-key]
+                await kube.apply(manifest)
+                writes += 1
+            await kube.patch(
+                "JobQueue",
+                ref.namespace,
+                ref.name,
+                {"metadata": {"finalizers": ["bench.jobqueue.io/floor"]}},
+            )
+            ready = {"type": "Ready", "status": "True", "reason": "Ready", "message": "floor",
+                     "lastTransitionTime": "2026-01-01T00:00:00Z"}  # fmt: skip
+            await kube.patch_status(ref.namespace, ref.name, {"conditions": [ready]}, None)
+            await kube.create("Event", ref.namespace, {
+                "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
+                "involvedObject": {"apiVersion": "jobqueue.io/v1alpha1", "kind": "JobQueue",
+                                   "name": ref.name, "namespace": ref.namespace,
+                                   "uid": ref.uid},
+                "type": "Normal", "reason": "Ready", "message": "floor",
+            })  # fmt: skip
+            return writes + 3
+
+    async def run_all() -> tuple[float, int]:
+        kube = Kube(client.ApiClient(cfg), CREATE_THREADS)
+        gate = asyncio.Semaphore(CREATE_THREADS)
+        t0 = time.monotonic()
+        try:
+            writes = await asyncio.gather(*(one(kube, i, gate) for i in range(n)))
+        finally:
+            kube.close()
+        return time.monotonic() - t0, sum(writes)
+
+    seconds, writes = asyncio.run(run_all())
+    log.info("operator floor: %d JobQueues and their objects in %.1f s", n, seconds)
+    return {"floor_s": seconds, "floor_writes_per_queue": writes / n}
 
 
 def _ready_count(c: kube.Cluster) -> tuple[int, int]:
@@ -357,12 +433,23 @@ def earlier_rows() -> list[dict[str, Any]]:
     return list((section.get("data") or {}).get("rows") or [])
 
 
+def measure_floor(c: kube.Cluster, n: int, ctx: Ctx) -> dict[str, Any]:
+    """:func:`floor` on a fresh control plane (the namespace and Secret made first)."""
+    with private_redis() as redis_server:
+        path = ctx.work / "jobqueues-prelude.yaml"
+        path.write_text(prelude(redis_server.url))
+        c.kube.kubectl("apply", "--server-side", "-f", str(path))
+        return floor(c.kube.kubeconfig, n, redis_server.url)
+
+
 def run(ctx: Ctx) -> dict[str, Any]:
     ns = sizes(ctx)
     rows = [r for r in earlier_rows() if r.get("queues") not in ns]
     for n, idle_s in zip(ns, idle_windows(ctx, len(ns)), strict=True):
+        with kube.cluster() as c:  # the floor, on a control plane of its own
+            low = measure_floor(c, n, ctx)
         with kube.cluster() as c:  # a fresh control plane per size
-            row = measure(c, n, idle_s, ctx)
+            row = measure(c, n, idle_s, ctx) | low
         row["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         rows.append(row)
     rows.sort(key=lambda r: int(r["queues"]))
