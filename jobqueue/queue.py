@@ -111,6 +111,22 @@ class _Bound:
         self.packed_head = b"".join(_bulk(_encode(v)) for v in self.head)
 
 
+class _Scripts(dict[str, _Bound]):
+    """A queue's scripts bound to its keys, each on first use: a Queue is cheap to hold (the
+    operator keeps one per JobQueue and calls two of the scripts; all of them bound up front
+    were ~25 KB a queue)."""
+
+    def __init__(self, keys: QueueKeys) -> None:
+        super().__init__()
+        self._keys = keys
+
+    def __missing__(self, name: str) -> _Bound:
+        if name not in SCRIPT_NAMES:
+            raise KeyError(name)
+        bound = self[name] = _Bound(name, self._keys)
+        return bound
+
+
 def _encode(value: Any) -> bytes:
     """An argument as redis-py encodes it (ints and floats as their repr, text as UTF-8)."""
     kind = type(value)
@@ -229,7 +245,7 @@ class Queue:
         self._idem_ttl_ms = max(1, round(self.idempotency_ttl * 1000))
         self._base_ms = self.backoff_base * 1000.0
         self._cap_ms = self.backoff_cap * 1000.0
-        self._s = {n: _Bound(n, self.keys) for n in SCRIPT_NAMES}
+        self._s = _Scripts(self.keys)
         self._claim = self._s["claim"]
         self._complete = self._s["complete"]
         self._enqueue_one = self._s["enqueue_one"]

@@ -16,35 +16,39 @@ no-op apply per reconcile, never a wrong result.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from jobqueue_operator import constants as c
 from jobqueue_operator.kubetypes import JSON, Manifest
 
 
+def _with_annotations(manifest: Manifest, annotations: Mapping[str, str]) -> JSON:
+    """A shallow copy of ``manifest`` whose metadata has ``annotations`` (none: no key)."""
+    meta: JSON = {k: v for k, v in manifest["metadata"].items() if k != "annotations"}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return {**manifest, "metadata": meta}
+
+
 def manifest_hash(manifest: Manifest) -> str:
     """sha256 of a manifest (without the hash annotation itself)."""
-    body: JSON = copy.deepcopy(dict(manifest))
-    meta: JSON = body.get("metadata", {})
-    annotations: JSON = meta.get("annotations", {})
-    annotations.pop(c.ANNOTATION_APPLIED_HASH, None)
-    if not annotations:
-        meta.pop("annotations", None)
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    annotations = manifest["metadata"].get("annotations") or {}
+    own = {k: v for k, v in annotations.items() if k != c.ANNOTATION_APPLIED_HASH}
+    text = json.dumps(_with_annotations(manifest, own), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def with_applied_hash(manifest: Manifest) -> Manifest:
-    """The manifest carrying the hash annotation that :func:`needs_apply` compares."""
-    out: Manifest = copy.deepcopy(manifest)
-    out["metadata"].setdefault("annotations", {})[c.ANNOTATION_APPLIED_HASH] = manifest_hash(
-        manifest
-    )
-    return out
+    """The manifest carrying the hash annotation that :func:`needs_apply` compares (a new
+    top level and metadata; the rest is shared with ``manifest``, which is not changed)."""
+    annotations = {
+        **(manifest["metadata"].get("annotations") or {}),
+        c.ANNOTATION_APPLIED_HASH: manifest_hash(manifest),
+    }
+    return cast(Manifest, _with_annotations(manifest, annotations))
 
 
 def contains(desired: Any, live: Any) -> bool:

@@ -201,7 +201,14 @@ async def reconcile_jobqueue(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) ->
         raise kopf.TemporaryError(outcome.problem.message, delay=c.RETRY_DELAY)
 
 
-@kopf.timer(*RESOURCE, interval=get_settings().resync_interval_seconds, idle=None)
+@kopf.timer(
+    *RESOURCE,
+    interval=get_settings().resync_interval_seconds,
+    # not at once: the create / resume handler has just reconciled (a second reconcile per
+    # JobQueue as 1,000 of them are created or resumed together)
+    initial_delay=get_settings().resync_interval_seconds,
+    idle=None,
+)
 async def resync(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """Drift repair and status refresh against the watch caches; a no-op (no request, no
     write) when nothing changed."""
@@ -292,15 +299,18 @@ SourceKey = tuple[str, str]  # (namespace, Secret name)
 
 @kopf.index(*RESOURCE)
 def source_secrets(
-    namespace: str | None, name: str | None, spec: Mapping[str, Any], **_: Any
+    namespace: str | None,
+    name: str | None,
+    spec: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    **_: Any,
 ) -> dict[SourceKey, str]:
     """Which Secrets each JobQueue reads (redis.urlFrom, api.authTokenSecretRef and every
     service's secretRefs)."""
     if not namespace or not name:
         return {}
-    try:
-        parsed = parse_spec(spec)
-    except SpecError:
+    parsed = _parsed(spec, meta)
+    if parsed is None:
         return {}
     refs = []
     if parsed.redis.url_from is not None:
@@ -357,15 +367,30 @@ async def source_secret_changed(
 # the Redis URL the reconcile resolved, and restarts it when that URL changes.
 
 
-def _parsed(spec: Mapping[str, Any]) -> JobQueueSpec | None:
+PARSED_CACHE_SIZE = 512  # JobQueue generations (about 8 KB each)
+_parsed_cache: dict[tuple[str, object], JobQueueSpec | None] = {}
+
+
+def _parsed(spec: Mapping[str, Any], meta: Mapping[str, Any]) -> JobQueueSpec | None:
+    """The spec parsed (None if invalid), once per JobQueue generation: kopf asks for it in
+    an index, two daemon filters and the daemons' live views, at each event of the object."""
+    uid, generation = meta.get("uid"), meta.get("generation")
+    key = (str(uid), generation)
+    if uid is not None and generation is not None and key in _parsed_cache:
+        return _parsed_cache[key]
     try:
-        return parse_spec(spec)
+        parsed: JobQueueSpec | None = parse_spec(spec)
     except SpecError:
-        return None
+        parsed = None
+    if uid is not None and generation is not None:
+        if len(_parsed_cache) >= PARSED_CACHE_SIZE:
+            del _parsed_cache[next(iter(_parsed_cache))]  # the oldest
+        _parsed_cache[key] = parsed
+    return parsed
 
 
-def _autoscaling_enabled(spec: Mapping[str, Any], **_: Any) -> bool:
-    return bool(scaled_pools(_parsed(spec)))
+def _autoscaling_enabled(spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any) -> bool:
+    return bool(scaled_pools(_parsed(spec, meta)))
 
 
 @kopf.daemon(
@@ -389,7 +414,7 @@ async def autoscaler(
         return
     reconciler = _reconciler(memo, kwargs)
     key = (namespace, name)
-    first = _parsed(spec)
+    first = _parsed(spec, meta)
     if first is None:
         return
     latest, latest_generation = first, meta.get("generation")
@@ -400,7 +425,7 @@ async def autoscaler(
         nonlocal latest, latest_generation
         generation = meta.get("generation")
         if generation is None or generation != latest_generation:
-            latest = _parsed(spec) or latest  # an unparseable spec keeps the last good one
+            latest = _parsed(spec, meta) or latest  # an unparseable spec keeps the last good one
             latest_generation = generation
         return latest
 
@@ -427,8 +452,8 @@ async def autoscaler(
 # ScheduleRunner on the live spec and the Redis URL the reconcile resolved.
 
 
-def _has_schedules(spec: Mapping[str, Any], **_: Any) -> bool:
-    parsed = _parsed(spec)
+def _has_schedules(spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any) -> bool:
+    parsed = _parsed(spec, meta)
     return parsed is not None and bool(parsed.schedules)
 
 
@@ -455,13 +480,13 @@ async def scheduler(
     if not namespace or not name or latch.exiting:
         return
     reconciler = _reconciler(memo)
-    first = _parsed(spec)
+    first = _parsed(spec, meta)
     if first is None:
         return
     last = [first]
 
     def live() -> JobQueueSpec:
-        last[0] = _parsed(spec) or last[0]  # an unparseable spec keeps the last good one
+        last[0] = _parsed(spec, meta) or last[0]  # an unparseable spec keeps the last good one
         return last[0]
 
     async def write(entries: list[dict[str, Any]]) -> None:

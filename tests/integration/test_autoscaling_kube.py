@@ -396,3 +396,46 @@ async def test_reporter_merges_its_conditions_and_posts_events(
     ]
     assert events[0]["involvedObject"]["uid"] == first["metadata"]["uid"]
     assert events[0]["involvedObject"]["kind"] == "ScaledThing"
+
+
+class CountingKube(OperatorKube):
+    """The Kubernetes layer, counting its GETs."""
+
+    gets = 0
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        self.gets += 1
+        return await super().get(*args, **kwargs)
+
+
+async def test_a_reporter_with_the_watched_object_reads_nothing(
+    kube: Kube, ns: str, api: OperatorKube, test_crd: None
+) -> None:
+    """The operator's autoscalers report from kopf's live view of their JobQueue: 1,000 of
+    them starting together make no read, and each report is one server-side apply."""
+    apply(kube, {"apiVersion": "scalertest.jobqueue.io/v1", "kind": "ScaledThing",
+                 "metadata": {"name": "t2", "namespace": ns}, "spec": {}})  # fmt: skip
+    watched = kube.kubectl_json("get", "scaledthing.scalertest.jobqueue.io", "t2", "-n", ns)
+    counting = CountingKube(api.api_client, None)
+    reporter = KubernetesReporter(
+        counting, ns, "t2", group="scalertest.jobqueue.io", version="v1", plural="scaledthings",
+        kind="ScaledThing", live=lambda: watched,
+    )  # fmt: skip
+    status = ScalerStatus(
+        queue=QueueSnapshot(ready=1, in_flight=0, delayed=0, dead=0),
+        desired_workers=1,
+        last_scale_time=None,
+        conditions=(Condition("Scaling", "True", "ScaledUp", "scaled up from 0 to 1"),),
+    )
+    await reporter.report(status)
+    await reporter.event("Normal", "ScaledUp", "scaled up from 0 to 1")
+    got = kube.kubectl_json("get", "scaledthing.scalertest.jobqueue.io", "t2", "-n", ns)
+    assert counting.gets == 0
+    assert got["status"]["desiredWorkers"] == 1
+    assert [c["reason"] for c in got["status"]["conditions"]] == ["ScaledUp"]
+    managers = kube.kubectl_json(
+        "get", "scaledthing.scalertest.jobqueue.io", "t2", "-n", ns, "--show-managed-fields"
+    )["metadata"]["managedFields"]
+    assert {(m["manager"], m["operation"]) for m in managers if m.get("subresource")} == {
+        (FIELD_MANAGER, "Apply")
+    }
