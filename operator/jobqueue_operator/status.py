@@ -2,8 +2,10 @@
 
 Two writers share ``status``: the reconcile (this module's fields) and the autoscaler
 (``scaler.py``: ``queue``, ``desiredWorkers``, ``lastScaleTime``, the ``Scaling`` condition and,
-while it runs, ``RedisReachable``). Both write JSON merge patches guarded by resourceVersion and
-touch only their own condition types, so neither erases the other's. While autoscaling is
+while it runs, ``RedisReachable``). The reconcile writes JSON merge patches guarded by
+resourceVersion; the autoscaler server-side applies its own condition types and fields (the
+conditions are a list map keyed by type). Each touches only its own condition types, so neither
+erases the other's. While autoscaling is
 enabled the autoscaler owns ``RedisReachable`` and ``queue`` (it reads Redis every few seconds);
 when it is disabled the reconcile writes them. The schedule daemon (``handlers.scheduler``)
 writes ``status.schedules`` (built by :func:`schedule_status`); the reconcile only clears it
