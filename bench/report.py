@@ -770,18 +770,8 @@ def _targets(data: dict[str, Any]) -> list[str]:
         sizes, key=lambda r: r["queues"], default=None
     )
     if big:
-        add(
-            f"operator: {big['queues']:,} JobQueues all Ready",
-            f"< {TARGET_OPERATOR_READY_S:.0f} s",
-            _n(big.get("ready_s"), 1) + _floor_note(big),
-            None if big.get("ready_s") is None else big["ready_s"] < TARGET_OPERATOR_READY_S,
-        )
-        add(
-            "operator RSS",
-            f"< {TARGET_OPERATOR_RSS_MIB:.0f} MiB",
-            _n(big.get("rss_mib")),
-            None if big.get("rss_mib") is None else big["rss_mib"] < TARGET_OPERATOR_RSS_MIB,
-        )
+        for item in _size_targets(big, TARGET_OPERATOR_READY_S, TARGET_OPERATOR_RSS_MIB, ""):
+            add(*item)
         add(
             "operator API writes while idle",
             "0 /min",
@@ -806,19 +796,31 @@ def _targets(data: dict[str, Any]) -> list[str]:
         add("operator: JobQueues all Ready", f"< {TARGET_OPERATOR_READY_S:.0f} s", "-", None)
     huge = next((r for r in sizes if r["queues"] == 5_000), None)
     if huge:
-        add(
-            "operator: 5,000 JobQueues all Ready",
-            f"< {TARGET_OPERATOR_READY_5000_S:.0f} s",
-            _n(huge.get("ready_s"), 1) + _floor_note(huge),
-            None if huge.get("ready_s") is None else huge["ready_s"] < TARGET_OPERATOR_READY_5000_S,
-        )
-        add(
-            "operator RSS at 5,000",
-            f"< {TARGET_OPERATOR_RSS_5000_MIB:.0f} MiB",
-            _n(huge.get("rss_mib")),
-            None if huge.get("rss_mib") is None else huge["rss_mib"] < TARGET_OPERATOR_RSS_5000_MIB,
-        )
+        targets = (TARGET_OPERATOR_READY_5000_S, TARGET_OPERATOR_RSS_5000_MIB)
+        for item in _size_targets(huge, *targets, " at 5,000"):
+            add(*item)
     return _table(["figure", "target", "measured", ""], rows)
+
+
+def _size_targets(
+    row: dict[str, Any], ready_s: float, rss_mib: float, rss_at: str
+) -> list[tuple[str, str, str, bool | None]]:
+    """The Ready and RSS targets of one operator size (figure, target, measured, met)."""
+    ready, rss = row.get("ready_s"), row.get("rss_mib")
+    return [
+        (
+            f"operator: {row['queues']:,} JobQueues all Ready",
+            f"< {ready_s:.0f} s",
+            _n(ready, 1) + _floor_note(row),
+            None if ready is None else ready < ready_s,
+        ),
+        (
+            f"operator RSS{rss_at}",
+            f"< {rss_mib:.0f} MiB",
+            _n(rss),
+            None if rss is None else rss < rss_mib,
+        ),
+    ]
 
 
 def _floor_note(row: dict[str, Any]) -> str:
