@@ -76,15 +76,6 @@ def replicas_handover_needed(
     return any(entry.get("manager") == manager for entry in managers)
 
 
-def _is_status(exc: BaseException, *codes: int) -> bool:
-    return getattr(exc, "status", None) in codes
-
-
-def is_conflict(exc: BaseException) -> bool:
-    """A 409 Conflict: the object changed since the version a write was based on."""
-    return _is_status(exc, 409)
-
-
 def replica_count(spec: Mapping[str, Any]) -> int | None:
     """What :class:`ReplicaCache` keeps of one Deployment as a watch delivers it."""
     replicas = spec.get("replicas")

@@ -178,8 +178,8 @@ class Reconciler:
                     int(live["spec"]["replicas"]), resource_version=meta["resourceVersion"]
                 )
                 return
-            except Exception as exc:
-                if not adapters.is_conflict(exc):
+            except KubeError as exc:
+                if exc.status != 409:  # else: it changed since; read it again, decide anew
                     raise
             live = await self.kube.get("Deployment", meta["namespace"], meta["name"])
         raise KubeError(409, "Conflict", "spec.replicas kept changing during the hand-over")

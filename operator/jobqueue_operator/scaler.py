@@ -228,7 +228,6 @@ class Scaler:
         snapshot = await self._observe_queue(mem, now)
 
         # 2. The Deployment.
-        verified = False  # mem.current was read from the API in this evaluation
         try:
             if fresh or mem.current is None:  # the watch's count (the API if it has none)
                 mem.current = await self.target.replicas(cached=True)
@@ -249,7 +248,7 @@ class Scaler:
 
         # 3. Decide.
         decision = self._decide(cfg, mem, snapshot, now)
-        if decision.changed and not verified:
+        if decision.changed:  # a write: decided again on the API's count, not the watch's
             try:
                 mem.current = await self.target.replicas()
             except asyncio.CancelledError:
