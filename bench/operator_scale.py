@@ -145,6 +145,7 @@ def floor(kubeconfig: Path, n: int, redis_url: str) -> dict[str, Any]:
     import asyncio
 
     from jobqueue_operator import builders
+    from jobqueue_operator.adapters import KubernetesReporter
     from jobqueue_operator.kube import Kube
     from jobqueue_operator.kubetypes import JobQueueRef
     from jobqueue_operator.settings import get_settings
@@ -159,13 +160,12 @@ def floor(kubeconfig: Path, n: int, redis_url: str) -> dict[str, Any]:
     cfg = client.Configuration()
     config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
     cfg.connection_pool_maxsize = CREATE_THREADS
-    api = client.CustomObjectsApi(client.ApiClient(cfg))
+    ready = {"type": "Ready", "status": "True", "reason": "Ready", "message": "floor",
+             "lastTransitionTime": "2026-01-01T00:00:00Z"}  # fmt: skip
 
     async def one(kube: Kube, i: int, gate: asyncio.Semaphore) -> int:
         async with gate:
-            body = await asyncio.to_thread(
-                api.create_namespaced_custom_object, *JOBQUEUES, jobqueue(i)
-            )
+            body = await kube.create("JobQueue", NAMESPACE, dict(jobqueue(i))) or {}
             ref = JobQueueRef.from_body(body)
             spec = parse_spec(body["spec"])
             start = builders.initial_replicas(ref, spec)
@@ -176,22 +176,11 @@ def floor(kubeconfig: Path, n: int, redis_url: str) -> dict[str, Any]:
                     manifest["spec"]["replicas"] = start[name]  # type: ignore[typeddict-unknown-key]
                 await kube.apply(manifest)
                 writes += 1
-            await kube.patch(
-                "JobQueue",
-                ref.namespace,
-                ref.name,
-                {"metadata": {"finalizers": ["bench.jobqueue.io/floor"]}},
-            )
-            ready = {"type": "Ready", "status": "True", "reason": "Ready", "message": "floor",
-                     "lastTransitionTime": "2026-01-01T00:00:00Z"}  # fmt: skip
+            finalizers = {"metadata": {"finalizers": [FLOOR_FINALIZER]}}
+            await kube.patch("JobQueue", ref.namespace, ref.name, finalizers)
             await kube.patch_status(ref.namespace, ref.name, {"conditions": [ready]}, None)
-            await kube.create("Event", ref.namespace, {
-                "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
-                "involvedObject": {"apiVersion": "jobqueue.io/v1alpha1", "kind": "JobQueue",
-                                   "name": ref.name, "namespace": ref.namespace,
-                                   "uid": ref.uid},
-                "type": "Normal", "reason": "Ready", "message": "floor",
-            })  # fmt: skip
+            reporter = KubernetesReporter(kube, ref.namespace, ref.name, uid=ref.uid)
+            await reporter.event("Normal", "Ready", "floor")
             return writes + 3
 
     async def run_all() -> tuple[float, int]:
